@@ -1,0 +1,138 @@
+"""Batched yes/no scoring with a Hugging Face causal LM on CPU or GPU.
+
+score = log p(yes) - log p(no) of the first answer token, summed over the tokenizer's spelling
+variants ("Yes"/" Yes", "No"/" No"). We project only the last position's hidden state onto the
+handful of yes/no rows of the output embedding, in fp32: this is `logits_to_keep=1` taken one
+step further (no 150k-wide vocabulary product at all), and it avoids bf16 logits, which come in
+steps of 0.125 and would tie many rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from stretto.backends.model_loader import LoadedModel
+from stretto.errors import ContextLengthError, ModelError
+from stretto.operators.prompt import PromptParts
+
+log = logging.getLogger(__name__)
+
+YES_VARIANTS = ("Yes", " Yes", "YES", " YES")
+NO_VARIANTS = ("No", " No", "NO", " NO")
+LONG_TEXT_POLICIES = ("truncate", "error")
+
+
+@dataclass(frozen=True)
+class ScoredRows:
+    """Per-row scores and the measured seconds each row cost (its share of its batch)."""
+
+    scores: np.ndarray  # float32, log-odds of yes over no
+    seconds: np.ndarray  # float64
+    tokens: np.ndarray  # int64, tokens processed per row
+    truncated: int  # rows whose document was cut to fit the context
+
+
+def _single_token_ids(tokenizer, words: Sequence[str]) -> list[int]:
+    ids = []
+    for word in words:
+        encoded = tokenizer.encode(word, add_special_tokens=False)
+        if len(encoded) == 1 and encoded[0] not in ids:
+            ids.append(encoded[0])
+    return ids
+
+
+class TransformersBackend:
+    """Scores prompts with one loaded model; rows are length-sorted and left-padded into batches."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        batch_size: int = 8,
+        max_tokens: int | None = None,
+        on_long_text: str = "truncate",
+    ) -> None:
+        if on_long_text not in LONG_TEXT_POLICIES:
+            raise ModelError(f"on_long_text must be one of {LONG_TEXT_POLICIES}, got '{on_long_text}'")
+        if batch_size < 1:
+            raise ModelError(f"batch_size must be >= 1, got {batch_size}")
+        self.loaded = loaded
+        self.batch_size = batch_size
+        self.max_tokens = min(max_tokens or loaded.max_context, loaded.max_context)
+        self.on_long_text = on_long_text
+        tokenizer = loaded.tokenizer
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        yes, no = _single_token_ids(tokenizer, YES_VARIANTS), _single_token_ids(tokenizer, NO_VARIANTS)
+        if not yes or not no:
+            raise ModelError(f"model '{loaded.identity}' has no single-token 'Yes'/'No' in its vocabulary")
+        self.n_yes = len(yes)
+        head = loaded.model.get_output_embeddings().weight
+        self.yes_no_rows = head[yes + no].detach().float()  # (n_yes + n_no, hidden)
+
+    @property
+    def identity(self) -> str:
+        return self.loaded.identity
+
+    def encode(self, parts: PromptParts) -> tuple[list[int], bool]:
+        """Token ids of prefix + suffix; an over-long document is cut at its end (or refused)."""
+        tok = self.loaded.tokenizer
+        prefix = tok.encode(parts.prefix, add_special_tokens=False)
+        suffix = tok.encode(parts.suffix, add_special_tokens=False)
+        if len(prefix) + len(suffix) <= self.max_tokens:
+            return prefix + suffix, False
+        if self.on_long_text == "error" or len(suffix) >= self.max_tokens:
+            raise ContextLengthError(
+                f"a text of {len(prefix) + len(suffix)} tokens exceeds the context of {self.max_tokens} tokens "
+                f"for model '{self.identity}' (set on_long_text=truncate to cut long documents at their end)"
+            )
+        return prefix[: self.max_tokens - len(suffix)] + suffix, True
+
+    @torch.inference_mode()
+    def score_batch(self, batch: Sequence[list[int]]) -> np.ndarray:
+        """Log-odds for a batch of token id lists (left padding, positions counted from each row's start)."""
+        width = max(len(ids) for ids in batch)
+        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, ids in enumerate(batch):
+            input_ids[i, width - len(ids) :] = torch.tensor(ids)
+            mask[i, width - len(ids) :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        device = self.loaded.model.device
+        backbone = self.loaded.model.get_decoder()
+        hidden = backbone(
+            input_ids=input_ids.to(device),
+            attention_mask=mask.to(device),
+            position_ids=positions.to(device),
+            use_cache=False,
+        ).last_hidden_state[:, -1, :]
+        logits = hidden.float() @ self.yes_no_rows.to(device).T
+        score = torch.logsumexp(logits[:, : self.n_yes], -1) - torch.logsumexp(logits[:, self.n_yes :], -1)
+        return score.cpu().numpy().astype(np.float32)
+
+    def score(self, prompts: Sequence[PromptParts], *, desc: str = "scoring", progress: bool = True) -> ScoredRows:
+        """Score every prompt; batches are formed from length-sorted rows to waste little on padding."""
+        encoded = [self.encode(p) for p in prompts]
+        truncated = sum(cut for _, cut in encoded)
+        if truncated:
+            log.warning("%d of %d texts exceeded %d tokens and were cut at their end", truncated, len(prompts),
+                        self.max_tokens)
+        ids = [e for e, _ in encoded]
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        scores = np.zeros(len(ids), dtype=np.float32)
+        seconds = np.zeros(len(ids), dtype=np.float64)
+        bar = tqdm(total=len(ids), desc=desc, unit="row", disable=not progress)
+        for start in range(0, len(ids), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            began = time.perf_counter()
+            scores[rows] = self.score_batch([ids[i] for i in rows])
+            seconds[rows] = (time.perf_counter() - began) / len(rows)
+            bar.update(len(rows))
+        bar.close()
+        return ScoredRows(scores, seconds, np.array([len(x) for x in ids], dtype=np.int64), truncated)

@@ -1,0 +1,21 @@
+"""Every error Stretto raises on bad input: one small class per kind, all catchable as StrettoError."""
+
+
+class StrettoError(Exception):
+    """Base of all errors raised by Stretto on bad input or bad state."""
+
+
+class DataError(StrettoError, ValueError):
+    """A table, column or dataset is missing, empty or malformed."""
+
+
+class ModelError(StrettoError, ValueError):
+    """A model cannot be found, installed, verified or loaded."""
+
+
+class QueryError(StrettoError, ValueError):
+    """A query, template or target is malformed."""
+
+
+class ContextLengthError(StrettoError, ValueError):
+    """A text does not fit into the model's context window."""
