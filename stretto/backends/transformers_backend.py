@@ -121,8 +121,9 @@ class TransformersBackend:
         encoded = [self.encode(p) for p in prompts]
         truncated = sum(cut for _, cut in encoded)
         if truncated:
-            log.warning("%d of %d texts exceeded %d tokens and were cut at their end", truncated, len(prompts),
-                        self.max_tokens)
+            log.warning(
+                "%d of %d texts exceeded %d tokens and were cut at their end", truncated, len(prompts), self.max_tokens
+            )
         ids = [e for e, _ in encoded]
         order = np.argsort([len(x) for x in ids], kind="stable")
         scores = np.zeros(len(ids), dtype=np.float32)

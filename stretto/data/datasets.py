@@ -70,18 +70,14 @@ def _load_enron() -> dict[str, Table]:
     for column in ENRON_LABEL_COLUMNS:
         df[column] = df[column].astype("Int64")  # nullable 0/1: unlabelled rows stay <NA>
     return {
-        "emails": Table(
-            name="emails", df=df, text_columns=("text",), label_columns=ENRON_LABEL_COLUMNS, key="filename"
-        )
+        "emails": Table(name="emails", df=df, text_columns=("text",), label_columns=ENRON_LABEL_COLUMNS, key="filename")
     }
 
 
 def _load_medical() -> dict[str, Table]:
     """Free-text symptom descriptions and a purely relational patients table, joinable on patient_id."""
     root = BUNDLED_DIR / "medical"
-    symptoms = Table.from_csv(
-        root / "symptoms.csv", name="symptoms", text_columns=("symptoms",), key="symptom_id"
-    )
+    symptoms = Table.from_csv(root / "symptoms.csv", name="symptoms", text_columns=("symptoms",), key="symptom_id")
     patients = Table.from_csv(
         root / "patients.csv", name="patients", text_columns=(), label_columns=("is_sick",), key="patient_id"
     )
@@ -140,9 +136,7 @@ def load_dataset(name: str, *, limit: int | None = None) -> dict[str, Table]:
 
     `limit` cuts each table independently (for quick runs), so joined tables may lose matching rows.
     """
-    if limit is not None and (
-        isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 1
-    ):
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 1):
         raise DataError(f"limit must be a positive integer or None, got {limit!r}")
     loader = _LOADERS.get(name)
     if loader is None:

@@ -49,9 +49,7 @@ class Table:
 
     def __post_init__(self) -> None:
         if not isinstance(self.df, pd.DataFrame):
-            raise DataError(
-                f"table '{self.name}': df must be a pandas DataFrame, got {type(self.df).__name__}"
-            )
+            raise DataError(f"table '{self.name}': df must be a pandas DataFrame, got {type(self.df).__name__}")
         self.text_columns = _as_columns(self.text_columns)
         self.label_columns = _as_columns(self.label_columns)
         declared = [("text", c) for c in self.text_columns] + [("label", c) for c in self.label_columns]
@@ -143,9 +141,7 @@ class Table:
             raise DataError(f"{folder} is not a folder")
         if text_column == "filename":
             raise DataError("text_column cannot be 'filename': that column holds the file names")
-        files = sorted(
-            (p for p in folder.glob(pattern) if p.is_file()), key=lambda p: p.relative_to(folder).as_posix()
-        )
+        files = sorted((p for p in folder.glob(pattern) if p.is_file()), key=lambda p: p.relative_to(folder).as_posix())
         if not files:
             raise DataError(f"folder {folder} has no files matching '{pattern}'")
         df = pd.DataFrame(
@@ -192,9 +188,7 @@ class Table:
     def column(self, name: str) -> pd.Series:
         """One column by name, with an error that says which columns exist."""
         if name not in self.df.columns:
-            raise DataError(
-                f"table '{self.name}' has no column '{name}'; available columns: {', '.join(self.columns)}"
-            )
+            raise DataError(f"table '{self.name}' has no column '{name}'; available columns: {', '.join(self.columns)}")
         return self.df[name]
 
     def head(self, n: int) -> "Table":
