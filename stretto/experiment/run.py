@@ -1,0 +1,151 @@
+"""The main job: dataset -> query -> operator -> execute -> evaluate -> log, configured by Hydra."""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from stretto.backends.model_loader import load_model
+from stretto.backends.transformers_backend import TransformersBackend
+from stretto.data.datasets import load_dataset
+from stretto.data.table import Table
+from stretto.errors import DataError, QueryError
+from stretto.evaluation.metrics import auc, quality
+from stretto.execution.filter_executor import ExecutionResult, execute_filters, score_column
+from stretto.operators.llm_filter import LLMFilter
+from stretto.plan.query import Query
+from stretto.plan.targets import Targets
+
+log = logging.getLogger(__name__)
+
+
+def load_table(dataset: DictConfig, table_name: str | None) -> Table:
+    """The table the query runs on, from a bundled dataset name or from a user's file or folder."""
+    limit = dataset.get("limit")
+    if limit is not None and limit < 1:
+        raise DataError(f"dataset.limit must be >= 1, got {limit}")
+    if dataset.get("name"):
+        tables = load_dataset(dataset.name, limit=limit)
+        if table_name is None:
+            if len(tables) != 1:
+                raise QueryError(f"dataset '{dataset.name}' has tables {sorted(tables)}: set query.table")
+            return next(iter(tables.values()))
+        if table_name not in tables:
+            raise QueryError(f"dataset '{dataset.name}' has no table '{table_name}'; it has {sorted(tables)}")
+        return tables[table_name]
+    path = Path(dataset.path)
+    name = table_name or dataset.get("table") or path.stem
+    if path.is_dir():
+        table = Table.from_text_folder(path, name=name)
+    else:
+        table = Table.from_path(
+            path, name=name, text_columns=list(dataset.text_columns), label_columns=list(dataset.label_columns)
+        )
+    return table.head(limit) if limit is not None else table
+
+
+def evaluate(query: Query, table: Table, run: ExecutionResult) -> dict[str, float]:
+    """Quality of each labelled filter against the human labels, on the rows that filter saw."""
+    metrics: dict[str, float] = {}
+    for i, f in enumerate(query.filters):
+        if f.label is None:
+            continue
+        scores = run.scores[score_column(i)].to_numpy()
+        seen = ~np.isnan(scores)
+        truth = f.label.truth(table.df).to_numpy()[seen]
+        q = quality(scores[seen] > run.stats[i].threshold, truth)
+        metrics |= {f"filter{i}.{k}": v for k, v in q.as_dict().items()}
+        metrics[f"filter{i}.auc"] = auc(scores[seen], truth)
+    return metrics
+
+
+def peak_memory_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # Linux reports KiB
+
+
+def run_job(cfg: DictConfig) -> dict[str, Any]:
+    """Run the configured query; validates everything cheap before the model is loaded."""
+    targets = Targets(**cfg.targets)
+    query = Query.of(cfg.query.table, OmegaConf.to_container(cfg.query.filters, resolve=True))
+    table = load_table(cfg.dataset, cfg.query.table)
+    query = Query(table.name, query.filters)
+    query.check(table)
+
+    began = time.perf_counter()
+    loaded = load_model(
+        cfg.operators.model, cache_dir=Path(cfg.paths.cache_dir), dtype=cfg.backend.dtype, device=cfg.backend.device
+    )
+    load_seconds = time.perf_counter() - began
+    backend = TransformersBackend(
+        loaded,
+        batch_size=cfg.backend.batch_size,
+        max_tokens=cfg.backend.max_tokens,
+        on_long_text=cfg.backend.on_long_text,
+    )
+    operators = [LLMFilter(f.template, backend, threshold=cfg.operators.threshold) for f in query.filters]
+    run = execute_filters(table, query, operators, progress=cfg.progress)
+
+    metrics = {
+        "rows_in": run.rows_in,
+        "rows_out": run.rows_out,
+        "execution_seconds": run.seconds,
+        "rows_per_second": run.rows_in / run.seconds,
+        "model_load_seconds": load_seconds,
+        "peak_memory_gb": peak_memory_gb(),
+    }
+    for i, s in enumerate(run.stats):
+        metrics |= {f"filter{i}.rows_seen": s.rows_seen, f"filter{i}.rows_kept": s.rows_kept}
+        metrics |= {f"filter{i}.seconds": s.seconds, f"filter{i}.tokens": s.tokens}
+    metrics |= evaluate(query, table, run)
+
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result_csv, scores_csv = out / "result.csv", out / "scores.csv"
+    run.result.to_csv(result_csv, index=False)
+    table.df.join(run.scores).to_csv(scores_csv, index=False)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    summary = {"metrics": metrics, "run": run, "query": query, "table": table, "targets": targets}
+    summary["operator"] = operators[0].identity
+    summary["result_csv"] = result_csv
+
+    if cfg.tracking.enabled:
+        from stretto.experiment.tracking import log_run
+
+        params = OmegaConf.to_container(cfg, resolve=True)
+        params.pop("paths", None)
+        summary["mlflow_run_id"] = log_run(cfg.tracking, params, metrics, [result_csv, scores_csv])
+    return summary
+
+
+def format_summary(summary: dict[str, Any], cfg: DictConfig) -> str:
+    """The few lines a user reads after a run."""
+    m, run, query, targets = summary["metrics"], summary["run"], summary["query"], summary["targets"]
+    lines = [
+        f"Stretto: {len(query.filters)} semantic filter(s) over table '{query.table}' with {summary['operator']}",
+        f"  rows in / out     {m['rows_in']} / {m['rows_out']}",
+        f"  runtime           {m['execution_seconds']:.1f} s ({m['rows_per_second']:.2f} rows/s); "
+        f"model load {m['model_load_seconds']:.1f} s; peak memory {m['peak_memory_gb']:.2f} GB",
+    ]
+    for i, (f, s) in enumerate(zip(query.filters, run.stats, strict=True)):
+        lines.append(f'  filter {i + 1} "{f.template.text}": saw {s.rows_seen}, kept {s.rows_kept}, {s.seconds:.1f} s')
+        if f.label is not None:
+            p, r, f1 = m[f"filter{i}.precision"], m[f"filter{i}.recall"], m[f"filter{i}.f1"]
+            met = "met" if targets.met(p, r) else "not met"
+            lines.append(
+                f"     vs human labels ({f.label.column} == {f.label.positive}): precision {p:.3f} recall {r:.3f} "
+                f"F1 {f1:.3f} AUC {m[f'filter{i}.auc']:.3f} "
+                f"(targets P>={targets.precision} R>={targets.recall}: {met})"
+            )
+    lines.append(f"  result table      {summary['result_csv']}")
+    if "mlflow_run_id" in summary:
+        lines.append(
+            f"  MLflow run        {summary['mlflow_run_id']}  (view: mlflow ui --backend-store-uri {cfg.tracking.uri})"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,31 @@
+"""The physical LLM filter operator: one model answers one template yes/no for every row it sees."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from stretto.backends.transformers_backend import ScoredRows, TransformersBackend
+from stretto.operators.prompt import filter_prompt
+from stretto.plan.template import Template
+
+
+@dataclass
+class LLMFilter:
+    """Decision = score > threshold, where score is the log-odds of "Yes" over "No"."""
+
+    template: Template
+    backend: TransformersBackend
+    threshold: float = 0.0
+    compression_ratio: float = 0.0  # uncompressed context; compressed KV variants come with the KV layer
+
+    @property
+    def identity(self) -> str:
+        """Stable name of the physical operator: model weights x compression ratio."""
+        return f"{self.backend.identity}/cr{self.compression_ratio:.2f}"
+
+    def score(self, rows: pd.DataFrame, *, progress: bool = True) -> ScoredRows:
+        tokenizer = self.backend.loaded.tokenizer
+        prompts = [filter_prompt(self.template, row, tokenizer) for row in rows.to_dict("records")]
+        return self.backend.score(prompts, desc=self.template.text[:40], progress=progress)
