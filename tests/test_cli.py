@@ -1,0 +1,69 @@
+"""The `stretto run` Hydra app end to end: config composition, bad input, and a real run logged to MLflow."""
+
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from stretto.experiment.cli import CONF_DIR
+
+
+def stretto(*args: str, tmp_path) -> subprocess.CompletedProcess:
+    overrides = [f"paths.mlflow_dir={tmp_path}/mlruns", f"hydra.run.dir={tmp_path}/out", "progress=false"]
+    return subprocess.run(
+        [sys.executable, "-m", "stretto.experiment.cli", "run", *overrides, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_config_groups_compose_and_gold_is_one_override():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config")
+        assert cfg.operators.model == "qwen-0.5b" and cfg.dataset.name == "movie"
+        assert [f.template for f in cfg.query.filters] == [
+            "{reviewtext} is clearly positive",
+            "{reviewtext} mentions excellent acting",
+        ]
+        assert compose("config", overrides=["operators=qwen_1_5b"]).operators.model == "qwen-1.5b"
+        assert compose("config", overrides=["experiment=main"]).tracking.experiment == "main"
+        for group in ("dataset", "query", "operators", "backend", "targets", "tracking", "paths", "hydra"):
+            assert (CONF_DIR / group).is_dir()
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("dataset.name=nope", "unknown dataset 'nope'"),
+        ("operators.model=gpt-17", "unknown model 'gpt-17'"),
+        ("targets.precision=1.5", "target precision=1.5 is outside the open interval"),
+        ("query.filters=[{template: 'is clearly positive'}]", "names no column"),
+        ("query.filters=[{template: '{review} is positive'}]", "refers to column(s) ['review']"),
+    ],
+)
+def test_bad_input_fails_fast_with_a_specific_message(override, message, tmp_path):
+    done = stretto(override, tmp_path=tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert message in done.stdout + done.stderr
+
+
+@pytest.mark.model
+def test_main_job_on_a_slice_logs_to_mlflow(tmp_path):
+    done = stretto("dataset.limit=12", tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "rows in / out     12 /" in done.stdout and "vs human labels" in done.stdout
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["stretto"])
+    assert len(runs) == 1
+    run = runs.iloc[0]
+    assert run["metrics.rows_in"] == 12 and run["metrics.filter0.rows_seen"] == 12
+    assert 0 <= run["metrics.filter0.precision"] <= 1 and run["params.dataset.name"] == "movie"
+    assert run["params.operators.model"] == "qwen-0.5b"
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run["run_id"])}
+    assert {"result.csv", "scores.csv"} <= artifacts
+    assert (tmp_path / "out" / "result.csv").is_file()
