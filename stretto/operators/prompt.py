@@ -30,7 +30,8 @@ def context_block(template: Template, row: Mapping[str, str]) -> str:
 
 
 def yes_no_question(template: Template) -> str:
-    """Phrasing chosen on held-out reviews: AUC .876 vs .852 for a 'Claim: ... Is the claim true?' form."""
+    """Ranks as well as a 'Claim: ... Is the claim true?' form (sentiment AUC .843 vs .844 on the 1,000 movie
+    reviews) but its log-odds are less one-sided (4% vs 1% of rows above 0 for 'mentions excellent acting')."""
     if len(template.columns) == 1:
         condition, subject = template.claim({template.columns[0]: "the text"}), "the text"
     else:
