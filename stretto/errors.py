@@ -19,3 +19,7 @@ class QueryError(StrettoError, ValueError):
 
 class ContextLengthError(StrettoError, ValueError):
     """A text does not fit into the model's context window."""
+
+
+class CacheError(StrettoError, ValueError):
+    """A KV-cache variant, store entry or budget is invalid; corrupt entries are rebuilt, not trusted."""

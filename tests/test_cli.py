@@ -67,3 +67,41 @@ def test_main_job_on_a_slice_logs_to_mlflow(tmp_path):
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run["run_id"])}
     assert {"result.csv", "scores.csv"} <= artifacts
     assert (tmp_path / "out" / "result.csv").is_file()
+
+
+@pytest.mark.model
+def test_cache_build_then_run_on_stored_caches(tmp_path):
+    kv = [f"kv.store_dir={tmp_path}/kv", "dataset.limit=6"]
+    done = stretto("kv=stored", "kv.variant.press=knorm", "kv.variant.ratio=0.5", *kv, tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "/knorm@0.50" in done.stdout and "rows in / out     6 /" in done.stdout
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stretto.experiment.cli",
+            "cache",
+            "build",
+            "kv=stored",
+            "kv.variant.press=knorm",
+            "kv.variant.ratio=0.5",
+            "progress=false",
+            f"hydra.run.dir={tmp_path}/out2",
+            *kv,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert "documents 6, built now 0" in built.stdout  # the run above stored them: the build resumes
+    assert "knorm@0.50" in built.stdout and "6 entries" in built.stdout
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [("kv.variant.press=snapkv", "unknown press 'snapkv'"), ("kv.variant.ratio=1.0", "outside [0, 1)")],
+)
+def test_bad_kv_variant_is_refused(override, message, tmp_path):
+    done = stretto("kv=stored", "kv.variant.press=knorm", override, tmp_path=tmp_path)
+    assert done.returncode == 2 and message in done.stdout + done.stderr

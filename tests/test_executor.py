@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stretto.backends.transformers_backend import ScoredRows
+from stretto.backends.base import ScoredRows
 from stretto.data.table import Table
 from stretto.execution.filter_executor import execute_filters
 from stretto.plan.query import Query

@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from stretto.backends.base import ScoredRows
 from stretto.backends.model_loader import LoadedModel
 from stretto.errors import ContextLengthError, ModelError
+from stretto.kvcache.variant import KVVariant
 from stretto.operators.prompt import PromptParts
 
 log = logging.getLogger(__name__)
@@ -27,16 +28,6 @@ log = logging.getLogger(__name__)
 YES_VARIANTS = ("Yes", " Yes", "YES", " YES")
 NO_VARIANTS = ("No", " No", "NO", " NO")
 LONG_TEXT_POLICIES = ("truncate", "error")
-
-
-@dataclass(frozen=True)
-class ScoredRows:
-    """Per-row scores and the measured seconds each row cost (its share of its batch)."""
-
-    scores: np.ndarray  # float32, log-odds of yes over no
-    seconds: np.ndarray  # float64
-    tokens: np.ndarray  # int64, tokens processed per row
-    truncated: int  # rows whose document was cut to fit the context
 
 
 def _single_token_ids(tokenizer, words: Sequence[str]) -> list[int]:
@@ -78,7 +69,8 @@ class TransformersBackend:
 
     @property
     def identity(self) -> str:
-        return self.loaded.identity
+        """The physical operator this backend implements: the model over its full, uncompressed context."""
+        return KVVariant().operator_identity(self.loaded.identity)
 
     def encode(self, parts: PromptParts) -> tuple[list[int], bool]:
         """Token ids of prefix + suffix; an over-long document is cut at its end (or refused)."""
@@ -90,7 +82,7 @@ class TransformersBackend:
         if self.on_long_text == "error" or len(suffix) >= self.max_tokens:
             raise ContextLengthError(
                 f"a text of {len(prefix) + len(suffix)} tokens exceeds the context of {self.max_tokens} tokens "
-                f"for model '{self.identity}' (set on_long_text=truncate to cut long documents at their end)"
+                f"for model '{self.loaded.identity}' (set on_long_text=truncate to cut long documents at their end)"
             )
         return prefix[: self.max_tokens - len(suffix)] + suffix, True
 
@@ -105,14 +97,17 @@ class TransformersBackend:
             mask[i, width - len(ids) :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         device = self.loaded.model.device
-        backbone = self.loaded.model.get_decoder()
-        hidden = backbone(
+        hidden = self.loaded.model.get_decoder()(
             input_ids=input_ids.to(device),
             attention_mask=mask.to(device),
             position_ids=positions.to(device),
             use_cache=False,
-        ).last_hidden_state[:, -1, :]
-        logits = hidden.float() @ self.yes_no_rows.to(device).T
+        ).last_hidden_state
+        return self.yes_no_log_odds(hidden[:, -1, :])
+
+    def yes_no_log_odds(self, last_hidden: torch.Tensor) -> np.ndarray:
+        """fp32 log p(yes) - log p(no) from the last position's hidden state (batch, hidden)."""
+        logits = last_hidden.float() @ self.yes_no_rows.to(last_hidden.device).T
         score = torch.logsumexp(logits[:, : self.n_yes], -1) - torch.logsumexp(logits[:, self.n_yes :], -1)
         return score.cpu().numpy().astype(np.float32)
 

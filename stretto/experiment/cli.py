@@ -22,6 +22,10 @@ commands:
             stretto run dataset.limit=100 operators=qwen_1_5b
             stretto run --cfg job        # print the composed config
             stretto run -m operators=qwen_0_5b,smollm2_135m   # a multirun sweep
+            stretto run kv=stored kv.variant.press=knorm kv.variant.ratio=0.5  # on stored KV caches
+  cache build   store the KV caches of every configured variant for the query's rows, e.g.
+                  stretto cache build kv=frontier dataset=enron query=enron_fraud
+  cache info    entries and sizes per (model, variant) in the KV cache store
 """
 
 log = logging.getLogger("stretto")
@@ -31,24 +35,43 @@ log = logging.getLogger("stretto")
 def run_app(cfg: DictConfig) -> None:
     from stretto.experiment.run import format_summary, run_job
 
+    _guarded(lambda: format_summary(run_job(cfg), cfg))
+
+
+def _guarded(job) -> None:
     try:
-        summary = run_job(cfg)
+        print(job())
     except StrettoError as err:
         log.error("%s: %s", type(err).__name__, err)
         raise SystemExit(2) from None
-    print(format_summary(summary, cfg))
 
 
-COMMANDS = {"run": run_app}
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def cache_build_app(cfg: DictConfig) -> None:
+    from stretto.experiment import cache_cmd
+
+    _guarded(lambda: cache_cmd.build(cfg))
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def cache_info_app(cfg: DictConfig) -> None:
+    from stretto.experiment import cache_cmd
+
+    _guarded(lambda: cache_cmd.info(cfg))
+
+
+COMMANDS = {"run": run_app, "cache build": cache_build_app, "cache info": cache_info_app}
 
 
 def main() -> None:
     args = sys.argv[1:]
-    if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
-        print(USAGE, file=sys.stderr if args and args[0] not in ("-h", "--help") else sys.stdout)
-        raise SystemExit(0 if args and args[0] in ("-h", "--help") else 2)
-    command = args[0]
-    sys.argv = [f"stretto {command}", *args[1:]]
+    words = 2 if args[:1] == ["cache"] else 1
+    command = " ".join(args[:words])
+    if command not in COMMANDS:
+        asked_for_help = args[:1] in (["-h"], ["--help"])
+        print(USAGE, file=sys.stdout if asked_for_help else sys.stderr)
+        raise SystemExit(0 if asked_for_help else 2)
+    sys.argv = [f"stretto {command}", *args[words:]]
     COMMANDS[command]()
 
 

@@ -12,13 +12,18 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from stretto.backends.model_loader import load_model
+from stretto.backends.base import YesNoScorer
+from stretto.backends.kv_cached import KVCachedBackend
+from stretto.backends.model_loader import LoadedModel, load_model
 from stretto.backends.transformers_backend import TransformersBackend
 from stretto.data.datasets import load_dataset
 from stretto.data.table import Table
 from stretto.errors import DataError, QueryError
 from stretto.evaluation.metrics import auc, quality
 from stretto.execution.filter_executor import ExecutionResult, execute_filters, score_column
+from stretto.kvcache.build import KVBuilder
+from stretto.kvcache.store import KVStore
+from stretto.kvcache.variant import KVVariant
 from stretto.operators.llm_filter import LLMFilter
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
@@ -66,6 +71,36 @@ def evaluate(query: Query, table: Table, run: ExecutionResult) -> dict[str, floa
     return metrics
 
 
+def kv_variants(kv: DictConfig) -> list[KVVariant]:
+    """The operator's variant first, then every other variant to store alongside it."""
+    return list(dict.fromkeys([KVVariant(**kv.variant), *(KVVariant(**v) for v in kv.build)]))
+
+
+def kv_builder(cfg: DictConfig, loaded: LoadedModel, variants: list[KVVariant]) -> KVBuilder:
+    store = KVStore(cfg.kv.store_dir, budget_gb=cfg.kv.budget_gb)
+    return KVBuilder(
+        loaded,
+        variants,
+        store,
+        min_kept_tokens=cfg.kv.min_kept_tokens,
+        max_tokens=cfg.backend.max_tokens,
+        on_long_text=cfg.backend.on_long_text,
+    )
+
+
+def make_backend(cfg: DictConfig, loaded: LoadedModel, variants: list[KVVariant]) -> YesNoScorer:
+    """From-scratch scoring, or scoring on stored caches of the configured variant (kv.cached)."""
+    base = TransformersBackend(
+        loaded,
+        batch_size=cfg.backend.batch_size,
+        max_tokens=cfg.backend.max_tokens,
+        on_long_text=cfg.backend.on_long_text,
+    )
+    if not cfg.kv.cached:
+        return base
+    return KVCachedBackend(base, kv_builder(cfg, loaded, variants), variants[0])
+
+
 def peak_memory_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # Linux reports KiB
 
@@ -78,17 +113,14 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     query = Query(table.name, query.filters)
     query.check(table)
 
+    variants = kv_variants(cfg.kv)  # validated before the model is loaded
+
     began = time.perf_counter()
     loaded = load_model(
         cfg.operators.model, cache_dir=Path(cfg.paths.cache_dir), dtype=cfg.backend.dtype, device=cfg.backend.device
     )
     load_seconds = time.perf_counter() - began
-    backend = TransformersBackend(
-        loaded,
-        batch_size=cfg.backend.batch_size,
-        max_tokens=cfg.backend.max_tokens,
-        on_long_text=cfg.backend.on_long_text,
-    )
+    backend = make_backend(cfg, loaded, variants)
     operators = [LLMFilter(f.template, backend, threshold=cfg.operators.threshold) for f in query.filters]
     run = execute_filters(table, query, operators, progress=cfg.progress)
 

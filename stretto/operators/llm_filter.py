@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from stretto.backends.transformers_backend import ScoredRows, TransformersBackend
+from stretto.backends.base import ScoredRows, YesNoScorer
 from stretto.operators.prompt import filter_prompt
 from stretto.plan.template import Template
 
@@ -16,14 +16,13 @@ class LLMFilter:
     """Decision = score > threshold, where score is the log-odds of "Yes" over "No"."""
 
     template: Template
-    backend: TransformersBackend
+    backend: YesNoScorer
     threshold: float = 0.0
-    compression_ratio: float = 0.0  # uncompressed context; compressed KV variants come with the KV layer
 
     @property
     def identity(self) -> str:
-        """Stable name of the physical operator: model weights x compression ratio."""
-        return f"{self.backend.identity}/cr{self.compression_ratio:.2f}"
+        """Stable name of the physical operator: model weights x KV press x compression ratio."""
+        return self.backend.identity
 
     def score(self, rows: pd.DataFrame, *, progress: bool = True) -> ScoredRows:
         tokenizer = self.backend.loaded.tokenizer

@@ -1,0 +1,53 @@
+"""`stretto cache build` and `stretto cache info`: the offline side of stored KV caches."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from stretto.backends.model_loader import load_model
+from stretto.experiment.run import kv_builder, kv_variants, load_table
+from stretto.kvcache.store import KVStore
+from stretto.operators.prompt import filter_prompt
+from stretto.plan.query import Query
+
+
+def build(cfg: DictConfig) -> str:
+    """Store every configured variant's cache for every row the configured query reads."""
+    query = Query.of(cfg.query.table, OmegaConf.to_container(cfg.query.filters, resolve=True))
+    table = load_table(cfg.dataset, cfg.query.table)
+    query = Query(table.name, query.filters)
+    query.check(table)
+    variants = kv_variants(cfg.kv)
+    loaded = load_model(
+        cfg.operators.model, cache_dir=Path(cfg.paths.cache_dir), dtype=cfg.backend.dtype, device=cfg.backend.device
+    )
+    builder = kv_builder(cfg, loaded, variants)
+    rows = table.df.to_dict("records")
+    # The cached prefix depends only on which columns a template reads, not on its question.
+    templates = {f.template.columns: f.template for f in query.filters}.values()
+    prefixes = [filter_prompt(t, row, loaded.tokenizer).prefix for t in templates for row in rows]
+    began = time.perf_counter()
+    stats = builder.build(prefixes, progress=cfg.progress)
+    seconds = time.perf_counter() - began
+    return (
+        f"KV caches for {loaded.identity}, {len(variants)} variant(s) "
+        f"[{', '.join(v.name for v in variants)}] in {cfg.kv.store_dir}\n"
+        f"  documents {stats.documents}, built now {stats.built} (the rest were stored already), "
+        f"{seconds:.1f} s, {stats.prefill_tokens} prefill tokens\n" + info(cfg)
+    )
+
+
+def info(cfg: DictConfig) -> str:
+    """Entries and sizes per (model, variant) in the configured store."""
+    store = KVStore(cfg.kv.store_dir, budget_gb=cfg.kv.budget_gb)
+    rows = store.info()
+    lines = [f"KV cache store {store.root}: {store.used_bytes() / 1024**2:.1f} MB of {cfg.kv.budget_gb} GB budget"]
+    lines += [
+        f"  {r['model']:<48} {r['variant']:<26} {r['entries']:>7} entries {r['mb']:>9.1f} MB "
+        f"({r['mb_per_entry'] * 1024:.1f} KB/entry)"
+        for r in rows
+    ]
+    return "\n".join(lines if rows else [*lines, "  (empty)"])
