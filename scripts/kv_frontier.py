@@ -119,24 +119,45 @@ def agreement_with_gold(rows: list[dict], gold_model: str) -> None:
 
 
 def plot(df: pd.DataFrame, path: Path) -> None:
+    """Per dataset: query cost on stored caches against agreement with gold (top) and human-label AUC (bottom)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    for ax, (dataset, part) in zip(axes, df.groupby("dataset", sort=False), strict=False):
-        for (model, press), group in part.groupby(["model", "press"]):
-            ax.plot(group.query_s_batched * 1000, group.agree_gold, "o-", label=f"{model} {press}")
-            for _, r in group.iterrows():
-                ax.annotate(f"{r.ratio:.2f}", (r.query_s_batched * 1000, r.agree_gold), fontsize=7)
-        ax.set_title(f"{dataset} (~{part.doc_tokens.iloc[0]:.0f} tokens/doc)")
-        ax.set_xlabel("query ms per doc on stored cache (batch 8)")
-        ax.set_ylabel("agreement with gold (Qwen 1.5B, full cache)")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    datasets = list(dict.fromkeys(df.dataset))
+    fig, axes = plt.subplots(2, len(datasets), figsize=(5 * len(datasets), 8.5), squeeze=False)
+    markers = dict(zip(sorted(df.press.unique()), "os^vDP", strict=False))
+    for col, dataset in enumerate(datasets):
+        part = df[df.dataset == dataset]
+        for row, metric in enumerate(("agree_gold", "auc_human")):
+            ax = axes[row][col]
+            for (model, press), group in part.groupby(["model", "press"]):
+                size = "1.5b" if "1.5b" in model else "0.5b"
+                ax.scatter(
+                    group.query_s_batched * 1000,
+                    group[metric],
+                    marker=markers[press],
+                    label=f"{size} {press}",
+                    alpha=0.8,
+                )
+                for _, r in group.iterrows():
+                    ax.annotate(
+                        f"{r.ratio:g}",
+                        (r.query_s_batched * 1000, r[metric]),
+                        fontsize=7,
+                        xytext=(3, 3),
+                        textcoords="offset points",
+                    )
+            ax.set_title(f"{dataset} (~{part.doc_tokens.iloc[0]:.0f} tokens/doc, {part.docs.iloc[0]} docs)")
+            ax.set_xlabel("query ms per doc on stored cache (batch 8)")
+            ax.set_ylabel(
+                {"agree_gold": "agreement with gold (1.5B, full cache)", "auc_human": "AUC vs human labels"}[metric]
+            )
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
 
 
 def main() -> None:
@@ -148,7 +169,11 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=2048, help="context cap; longer e-mails are cut")
     parser.add_argument("--store", type=Path, default=Path.home() / ".cache" / "stretto" / "kv-bench")
     parser.add_argument("--out", type=Path, default=Path("results/kv_frontier.csv"))
+    parser.add_argument("--plot-only", action="store_true", help="redraw the PNG from an existing CSV")
     args = parser.parse_args()
+    if args.plot_only:
+        plot(pd.read_csv(args.out), args.out.with_suffix(".png"))
+        return
 
     data = workloads(args.docs, args.seed)
     store = KVStore(args.store)
