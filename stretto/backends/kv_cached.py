@@ -84,10 +84,14 @@ class KVCachedBackend:
         """Score every prompt on its document's stored cache, in batches of similar cache length."""
         tokenizer = self.loaded.tokenizer
         questions = [tuple(tokenizer.encode(p.suffix, add_special_tokens=False)) for p in prompts]
-        entries = [self.entry(p.prefix) for p in prompts]
+        seconds = np.zeros(len(prompts), dtype=np.float64)
+        entries = []
+        for i, p in enumerate(prompts):  # reading (and checksumming) a cache is part of a row's query cost
+            began = time.perf_counter()
+            entries.append(self.entry(p.prefix))
+            seconds[i] = time.perf_counter() - began
         order = sorted(range(len(prompts)), key=lambda i: (questions[i], entries[i].n_kept))
         scores = np.zeros(len(prompts), dtype=np.float32)
-        seconds = np.zeros(len(prompts), dtype=np.float64)
         bar = tqdm(total=len(prompts), desc=desc, unit="row", disable=not progress)
         start = 0
         while start < len(order):
@@ -100,7 +104,7 @@ class KVCachedBackend:
                 rows.append(order[start + len(rows)])
             began = time.perf_counter()
             scores[rows] = self.score_batch([entries[i] for i in rows], list(questions[rows[0]]))
-            seconds[rows] = (time.perf_counter() - began) / len(rows)
+            seconds[rows] += (time.perf_counter() - began) / len(rows)
             bar.update(len(rows))
             start += len(rows)
         bar.close()
