@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from stretto.backends.model_loader import load_model
-from stretto.experiment.run import kv_builder, kv_variants, load_table
+from stretto.experiment.run import configured_model, configured_query, kv_builder, kv_variants
 from stretto.kvcache.store import KVStore
 from stretto.operators.prompt import filter_prompt
-from stretto.plan.query import Query
 
 
 def build(cfg: DictConfig) -> str:
     """Store every configured variant's cache for every row the configured query reads."""
-    query = Query.of(cfg.query.table, OmegaConf.to_container(cfg.query.filters, resolve=True))
-    table = load_table(cfg.dataset, cfg.query.table)
-    query = Query(table.name, query.filters)
-    query.check(table)
+    query, table = configured_query(cfg)
     variants = kv_variants(cfg.kv)
-    loaded = load_model(
-        cfg.operators.model, cache_dir=Path(cfg.paths.cache_dir), dtype=cfg.backend.dtype, device=cfg.backend.device
-    )
+    loaded = configured_model(cfg)
     builder = kv_builder(cfg, loaded, variants)
     rows = table.df.to_dict("records")
     # The cached prefix depends only on which columns a template reads, not on its question.

@@ -56,6 +56,21 @@ def load_table(dataset: DictConfig, table_name: str | None) -> Table:
     return table.head(limit) if limit is not None else table
 
 
+def configured_query(cfg: DictConfig) -> tuple[Query, Table]:
+    """The configured query and the table it runs on, checked against each other (no model needed)."""
+    filters = Query.of(cfg.query.table, OmegaConf.to_container(cfg.query.filters, resolve=True)).filters
+    table = load_table(cfg.dataset, cfg.query.table)
+    query = Query(table.name, filters)
+    query.check(table)
+    return query, table
+
+
+def configured_model(cfg: DictConfig) -> LoadedModel:
+    return load_model(
+        cfg.operators.model, cache_dir=Path(cfg.paths.cache_dir), dtype=cfg.backend.dtype, device=cfg.backend.device
+    )
+
+
 def evaluate(query: Query, table: Table, run: ExecutionResult) -> dict[str, float]:
     """Quality of each labelled filter against the human labels, on the rows that filter saw."""
     metrics: dict[str, float] = {}
@@ -108,17 +123,11 @@ def peak_memory_gb() -> float:
 def run_job(cfg: DictConfig) -> dict[str, Any]:
     """Run the configured query; validates everything cheap before the model is loaded."""
     targets = Targets(**cfg.targets)
-    query = Query.of(cfg.query.table, OmegaConf.to_container(cfg.query.filters, resolve=True))
-    table = load_table(cfg.dataset, cfg.query.table)
-    query = Query(table.name, query.filters)
-    query.check(table)
-
+    query, table = configured_query(cfg)
     variants = kv_variants(cfg.kv)  # validated before the model is loaded
 
     began = time.perf_counter()
-    loaded = load_model(
-        cfg.operators.model, cache_dir=Path(cfg.paths.cache_dir), dtype=cfg.backend.dtype, device=cfg.backend.device
-    )
+    loaded = configured_model(cfg)
     load_seconds = time.perf_counter() - began
     backend = make_backend(cfg, loaded, variants)
     operators = [LLMFilter(f.template, backend, threshold=cfg.operators.threshold) for f in query.filters]
