@@ -3,6 +3,7 @@
 import logging
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from stretto.backends.model_loader import load_model
@@ -24,7 +25,7 @@ def balanced_reviews():
     df = load_dataset("movie")["reviews"].df.drop_duplicates("reviewid")
     pos = df[df.scoresentiment == "POSITIVE"].sample(20, random_state=7)
     neg = df[df.scoresentiment == "NEGATIVE"].sample(20, random_state=7)
-    return pos._append(neg) if hasattr(pos, "_append") else __import__("pandas").concat([pos, neg])
+    return pd.concat([pos, neg])
 
 
 def test_sentiment_scores_rank_human_labels(qwen05, balanced_reviews):
