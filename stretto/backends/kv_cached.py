@@ -41,7 +41,7 @@ class KVCachedBackend:
         store, identity = self.builder.store, self.loaded.identity
         entry = store.load(identity, self.variant, prefix)
         if entry is None:
-            self.builder.ensure(prefix)
+            self.builder.store_all(prefix)  # a miss or a discarded corrupt entry
             entry = store.load(identity, self.variant, prefix)
         assert entry is not None
         return entry

@@ -127,13 +127,12 @@ class KVBuilder:
         entries |= {v: full for v in self.variants if not v.compressed}
         return entries
 
-    def ensure(self, prefix: str) -> None:
-        """Build and store this document's caches for every variant not yet stored (or found corrupt)."""
-        identity = self.loaded.identity
-        if all(self.store.load(identity, v, prefix) is not None for v in self.variants):
-            return
-        for variant, entry in self.prefill(self.prefix_ids(prefix)).items():
-            self.store.save(identity, variant, prefix, entry)
+    def store_all(self, prefix: str) -> int:
+        """Prefill this document once and store every variant's cache; returns the prefill tokens."""
+        ids = self.prefix_ids(prefix)
+        for variant, entry in self.prefill(ids).items():
+            self.store.save(self.loaded.identity, variant, prefix, entry)
+        return len(ids)
 
     def build(self, prefixes: Sequence[str], *, progress: bool = True) -> BuildStats:
         """Build every document's caches; documents already stored for all variants are skipped (resume)."""
@@ -143,8 +142,5 @@ class KVBuilder:
         for prefix in tqdm(unique, desc="building KV caches", unit="doc", disable=not progress):
             if all(self.store.contains(identity, v, prefix) for v in self.variants):
                 continue
-            ids = self.prefix_ids(prefix)
-            for variant, entry in self.prefill(ids).items():
-                self.store.save(identity, variant, prefix, entry)
-            built, tokens = built + 1, tokens + len(ids)
+            built, tokens = built + 1, tokens + self.store_all(prefix)
         return BuildStats(len(unique), built, time.perf_counter() - began, tokens)

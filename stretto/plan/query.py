@@ -56,9 +56,9 @@ class Query:
         if table.name != self.table:
             raise QueryError(f"query is over table '{self.table}' but was given table '{table.name}'")
         for f in self.filters:
-            f.template.check_columns(list(table.df.columns), table.name)
-            if f.label and f.label.column not in table.df.columns:
+            f.template.check_columns(table.columns, table.name)
+            if f.label and f.label.column not in table.columns:
                 raise QueryError(
                     f"label column '{f.label.column}' of filter '{f.template.text}' is not in table '{table.name}'; "
-                    f"available columns: {list(table.df.columns)}"
+                    f"available columns: {table.columns}"
                 )
