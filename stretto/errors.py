@@ -23,3 +23,11 @@ class ContextLengthError(StrettoError, ValueError):
 
 class CacheError(StrettoError, ValueError):
     """A KV-cache variant, store entry or budget is invalid; corrupt entries are rebuilt, not trusted."""
+
+
+class ProfileError(StrettoError, ValueError):
+    """A profile or recording is missing rows or operators, is empty, or is corrupt."""
+
+
+class OptimizerError(StrettoError, ValueError):
+    """The optimizer was given an unusable candidate set or sample (no gold operator, empty sample)."""

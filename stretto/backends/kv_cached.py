@@ -23,6 +23,8 @@ from stretto.kvcache.store import KVEntry
 from stretto.kvcache.variant import KVVariant
 from stretto.operators.prompt import PromptParts
 
+CHUNK_ROWS = 256  # rows whose caches are held in memory at once
+
 
 class KVCachedBackend:
     """One (model, press, ratio) physical operator answering from the store; missing caches are built."""
@@ -81,7 +83,21 @@ class KVCachedBackend:
         return self.base.yes_no_log_odds(hidden[:, -1, :])
 
     def score(self, prompts: Sequence[PromptParts], *, desc: str = "scoring", progress: bool = True) -> ScoredRows:
-        """Score every prompt on its document's stored cache, in batches of similar cache length."""
+        """Score every prompt on its document's stored cache, in batches of similar cache length.
+
+        Caches are read a chunk at a time so that long documents never hold the whole table's caches in memory.
+        """
+        if len(prompts) > CHUNK_ROWS:
+            parts = [
+                self.score(prompts[i : i + CHUNK_ROWS], desc=f"{desc} [{i // CHUNK_ROWS + 1}]", progress=progress)
+                for i in range(0, len(prompts), CHUNK_ROWS)
+            ]
+            return ScoredRows(
+                np.concatenate([p.scores for p in parts]),
+                np.concatenate([p.seconds for p in parts]),
+                np.concatenate([p.tokens for p in parts]),
+                sum(p.truncated for p in parts),
+            )
         tokenizer = self.loaded.tokenizer
         questions = [tuple(tokenizer.encode(p.suffix, add_special_tokens=False)) for p in prompts]
         seconds = np.zeros(len(prompts), dtype=np.float64)

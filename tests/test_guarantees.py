@@ -3,7 +3,14 @@ import pytest
 import torch
 from scipy import stats
 
-from stretto.optimizer.bounds import _normal_approx, beta_lower_bound, blended_recall, clopper_pearson_lower
+from stretto.optimizer.guarantees import (
+    _normal_approx,
+    beta_lower_bound,
+    blended_recall,
+    clopper_pearson_lower,
+    forced_keep,
+    lower_bound,
+)
 
 
 @pytest.mark.parametrize("alpha", [0.5, 0.8, 0.95, 0.99])
@@ -37,3 +44,27 @@ def test_bad_confidence_and_fraction():
     with pytest.raises(ValueError, match="sample fraction"):
         blended_recall(torch.tensor(1.0), torch.tensor(0.5), 1.5)
     assert float(blended_recall(torch.tensor(0.9), torch.tensor(0.7), 0.25)) == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("alpha", [0.8, 0.95])
+def test_clopper_pearson_option_matches_scipy_and_is_below_the_bayesian_bound(alpha):
+    tp = torch.tensor([0.0, 3.0, 17.5, 120.0])
+    fp = torch.tensor([2.0, 1.0, 4.25, 30.0])
+    cp = lower_bound(tp, fp, alpha, "clopper_pearson").numpy()
+    expected = np.where(tp.numpy() > 0, stats.beta.ppf(1 - alpha, tp.numpy().clip(1e-12), fp.numpy() + 1), 0.0)
+    np.testing.assert_allclose(cp, expected, atol=1e-6)
+    assert (cp <= beta_lower_bound(tp, fp, alpha).numpy() + 1e-12).all()
+    with pytest.raises(ValueError, match="unknown bound 'hoeffding'"):
+        lower_bound(tp, fp, alpha, "hoeffding")
+
+
+def test_forced_fractions_move_cheap_decisions_to_gold():
+    accepted, discarded, unsure = (
+        torch.tensor([1.0, 0.0, 0.0]),
+        torch.tensor([0.0, 1.0, 0.0]),
+        torch.tensor([0.0, 0.0, 1.0]),
+    )
+    label = torch.tensor([0.0, 1.0, 1.0])  # a false accept, a false discard, an unsure positive
+    keep, to_gold = forced_keep(accepted, discarded, unsure, label, torch.tensor(0.25), torch.tensor(0.5))
+    torch.testing.assert_close(keep, torch.tensor([0.75, 0.5, 1.0]))  # 25% of the false accept is corrected, ...
+    torch.testing.assert_close(to_gold, torch.tensor([0.25, 0.5, 1.0]))

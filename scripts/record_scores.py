@@ -1,0 +1,76 @@
+"""Record every operator's scores and seconds on a whole table, once, for the replay backend.
+
+For each model of the operator family it builds the stored KV caches of every document (one shared
+prefill per document feeds all variants), then answers every workload predicate with every variant
+on the stored caches. Answers are profiled through the same ProfileStore the optimizer uses, so an
+interrupted recording resumes where it stopped. The output is one Parquet file per workload
+(rows x operators x predicates floats) that audits and sweeps replay in seconds, with no model.
+
+    .venv/bin/python scripts/record_scores.py --workload movie   # recordings/movie.parquet
+    .venv/bin/python scripts/record_scores.py --workload enron   # recordings/enron.parquet
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from stretto.backends.kv_cached import KVCachedBackend
+from stretto.backends.model_loader import default_cache_dir, load_model
+from stretto.backends.transformers_backend import TransformersBackend
+from stretto.data.datasets import load_dataset
+from stretto.kvcache.build import KVBuilder
+from stretto.kvcache.store import KVStore
+from stretto.kvcache.variant import KVVariant
+from stretto.operators.llm_filter import LLMFilter
+from stretto.operators.prompt import filter_prompt
+from stretto.optimizer.profile import Profile, ProfileStore
+from stretto.plan.template import Template
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", default="movie", help="a file in conf/workload/")
+    parser.add_argument("--family", default="default", help="a file in conf/family/")
+    parser.add_argument("--limit", type=int, default=None, help="first N rows only (a quick look)")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    workload = OmegaConf.load(ROOT / "conf" / "workload" / f"{args.workload}.yaml")
+    family = OmegaConf.load(ROOT / "conf" / "family" / f"{args.family}.yaml")
+    table = load_dataset(workload.dataset, limit=args.limit)[workload.table]
+    templates = [Template(f.template) for f in workload.filters]
+    cache = default_cache_dir()
+    profiles = ProfileStore(cache / "profiles")
+    recorded = []
+    for member in family.models:
+        began = time.perf_counter()
+        loaded = load_model(member.model, cache_dir=cache)
+        variants = [KVVariant(**v) for v in member.variants]
+        builder = KVBuilder(loaded, variants, KVStore(cache / "kv"))
+        base = TransformersBackend(loaded, batch_size=8)
+        prefixes = [filter_prompt(templates[0], row, loaded.tokenizer).prefix for row in table.df.to_dict("records")]
+        stats = builder.build(prefixes)
+        print(f"{loaded.identity}: caches of {stats.documents} documents ({stats.built} built, {stats.seconds:.0f} s)")
+        for variant in variants:
+            backend = KVCachedBackend(base, builder, variant)
+            for template in templates:
+                recorded.append(profiles.scores(table.df, LLMFilter(template, backend)))
+                mean = recorded[-1].records["seconds"].mean()
+                print(f"  {backend.identity} | {template.text[:50]}: {mean * 1000:.1f} ms/row")
+        print(f"{loaded.identity}: {time.perf_counter() - began:.0f} s")
+        del loaded, builder, base
+        gc.collect()
+    out = args.out or ROOT / "recordings" / f"{args.workload}.parquet"
+    Profile.concat(recorded).save(out)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

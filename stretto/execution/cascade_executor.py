@@ -1,0 +1,137 @@
+"""Runs a physical plan: tuples flow through each cascade, and only UNSURE tuples reach the next operator.
+
+Cascades run in the plan's order, each on the tuples every earlier cascade kept. Inside a cascade each
+cheap operator scores the tuples still unsure (in batches, by its backend), keeps those above its upper
+threshold and discards those below its lower one; a random fraction of those accepts / discards
+(the plan's forcing fractions, drawn from `seed`) goes to the gold operator with the still-unsure
+rest. Tuples of the profiling sample are not scored again: the gold operator's recorded answers
+decide them, at no cost.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from stretto.data.table import Table
+from stretto.optimizer.physical_plan import DISCARD, KEEP, UNSURE, PhysicalPlan, decide
+from stretto.optimizer.profile import CandidateOperator, Profile, row_keys
+from stretto.plan.template import Template
+
+
+class OperatorSource(Protocol):
+    def operator(self, template: Template, identity: str) -> CandidateOperator: ...
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """What one operator of one cascade did."""
+
+    template: str
+    operator: str
+    tuples: int
+    kept: int
+    discarded: int
+    to_gold: int  # forced accepts/discards and, for the gold step, 0
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PlanExecution:
+    result: pd.DataFrame
+    kept: np.ndarray  # (rows,) bool
+    stats: tuple[StepStats, ...]
+    seconds: float  # operator seconds (measured by the backends; recorded ones for replay)
+    wall_seconds: float
+    rows_in: int
+    sample_rows: int  # rows answered from the profile
+
+    def tuples_per_operator(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.stats:
+            out[s.operator] = out.get(s.operator, 0) + s.tuples
+        return out
+
+
+def execute_plan(
+    table: Table,
+    plan: PhysicalPlan,
+    source: OperatorSource,
+    *,
+    sample: np.ndarray | None = None,
+    profile: Profile | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> PlanExecution:
+    began = time.perf_counter()
+    n = len(table)
+    in_sample = np.zeros(n, dtype=bool)
+    if sample is not None and len(sample):
+        if profile is None:
+            raise ValueError("sample rows are answered from their profile: pass the profile too")
+        in_sample[sample] = True
+    rng = np.random.default_rng(seed)
+    alive = np.ones(n, dtype=bool)
+    stats: list[StepStats] = []
+    for cascade in plan.cascades:
+        template = Template(cascade.template)
+        keep = np.zeros(n, dtype=bool)
+        known = np.flatnonzero(alive & in_sample)
+        if len(known):
+            keys = row_keys(table.df.iloc[known], template)
+            keep[known] = profile.lookup(keys, template, cascade.gold)["score"].to_numpy() > 0.0
+        unsure = np.flatnonzero(alive & ~in_sample)
+        draws = rng.random((2, n))
+        to_gold: list[np.ndarray] = []
+        for step in cascade.steps:
+            if not len(unsure):
+                break
+            scored = source.operator(template, step.operator).score(table.df.iloc[unsure], progress=progress)
+            decision = decide(scored.scores, step.lower, step.upper)
+            accepted, discarded = unsure[decision == KEEP], unsure[decision == DISCARD]
+            forced_a = accepted[draws[0, accepted] < cascade.force_accept]
+            forced_d = discarded[draws[1, discarded] < cascade.force_discard]
+            keep[np.setdiff1d(accepted, forced_a)] = True
+            to_gold += [forced_a, forced_d]
+            stats.append(
+                StepStats(
+                    cascade.template,
+                    step.operator,
+                    len(unsure),
+                    len(accepted) - len(forced_a),
+                    len(discarded) - len(forced_d),
+                    len(forced_a) + len(forced_d),
+                    float(scored.seconds.sum()),
+                )
+            )
+            unsure = unsure[decision == UNSURE]
+        rest = np.sort(np.concatenate([unsure, *to_gold])).astype(np.int64)
+        if len(rest):
+            scored = source.operator(template, cascade.gold).score(table.df.iloc[rest], progress=progress)
+            gold_keep = scored.scores > 0.0
+            keep[rest] = gold_keep
+            stats.append(
+                StepStats(
+                    cascade.template,
+                    cascade.gold,
+                    len(rest),
+                    int(gold_keep.sum()),
+                    int((~gold_keep).sum()),
+                    0,
+                    float(scored.seconds.sum()),
+                )
+            )
+        alive &= keep
+    return PlanExecution(
+        result=table.df[alive],
+        kept=alive,
+        stats=tuple(stats),
+        seconds=sum(s.seconds for s in stats),
+        wall_seconds=time.perf_counter() - began,
+        rows_in=n,
+        sample_rows=int(in_sample.sum()),
+    )

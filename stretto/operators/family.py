@@ -1,0 +1,109 @@
+"""Operator families: the physical operators a logical filter may use, and where their answers come from.
+
+A family is (model x KV variant) for a few models plus the gold operator. `LiveFamily` answers with the
+real models on stored KV caches (models load on first use); `ReplayFamily` answers from recorded
+scores, so the optimizer and executor can be exercised, swept and audited without any model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stretto.backends.model_loader import LoadedModel, default_cache_dir, load_model, resolve
+from stretto.backends.replay import ReplayFilter
+from stretto.errors import OptimizerError
+from stretto.kvcache.variant import KVVariant
+from stretto.operators.llm_filter import LLMFilter
+from stretto.optimizer.profile import CandidateOperator, Profile
+from stretto.plan.template import Template
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """Which (model, variant) operators exist and which one is gold."""
+
+    members: tuple[tuple[str, KVVariant], ...]
+    gold: tuple[str, KVVariant]
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> FamilySpec:
+        """From the `family` config: models: [{model, variants: [{press, ratio}]}], gold: {model, press, ratio}."""
+        if not config.get("gold"):
+            raise OptimizerError("the operator family names no gold operator (family.gold: {model, press, ratio})")
+        members = tuple((m["model"], KVVariant(**v)) for m in config.get("models", []) for v in m.get("variants", [{}]))
+        gold_cfg = dict(config["gold"])
+        gold = (gold_cfg.pop("model"), KVVariant(**gold_cfg))
+        return cls(tuple(dict.fromkeys([*members, gold])), gold)
+
+    @staticmethod
+    def identity(model: str, variant: KVVariant) -> str:
+        return variant.operator_identity(resolve(model).identity)
+
+    @property
+    def identities(self) -> list[str]:
+        """Every operator, gold included."""
+        return [self.identity(m, v) for m, v in self.members]
+
+    @property
+    def gold_identity(self) -> str:
+        return self.identity(*self.gold)
+
+    def without_compression(self) -> FamilySpec:
+        return FamilySpec(tuple((m, v) for m, v in self.members if not v.compressed), self.gold)
+
+
+class LiveFamily:
+    """Real models on stored KV caches (caches missing from the store are built on first use)."""
+
+    def __init__(
+        self,
+        spec: FamilySpec,
+        *,
+        cache_dir: Path | None = None,
+        batch_size: int = 8,
+        dtype: str = "bfloat16",
+        device: str = "cpu",
+        budget_gb: float | None = None,
+    ) -> None:
+        self.spec = spec
+        self.cache_dir = cache_dir or default_cache_dir()
+        self.batch_size, self.dtype, self.device, self.budget_gb = batch_size, dtype, device, budget_gb
+        self._models: dict[str, LoadedModel] = {}
+        self._by_identity = {spec.identity(m, v): (m, v) for m, v in spec.members}
+
+    def model(self, name: str) -> LoadedModel:
+        if name not in self._models:
+            self._models[name] = load_model(name, cache_dir=self.cache_dir, dtype=self.dtype, device=self.device)
+        return self._models[name]
+
+    def operator(self, template: Template, identity: str) -> CandidateOperator:
+        from stretto.backends.kv_cached import KVCachedBackend
+        from stretto.backends.transformers_backend import TransformersBackend
+        from stretto.kvcache.build import KVBuilder
+        from stretto.kvcache.store import KVStore
+
+        if identity not in self._by_identity:
+            raise OptimizerError(f"operator '{identity}' is not in the family {sorted(self._by_identity)}")
+        name, variant = self._by_identity[identity]
+        loaded = self.model(name)
+        variants = [v for m, v in self.spec.members if m == name]
+        builder = KVBuilder(loaded, variants, KVStore(self.cache_dir / "kv", budget_gb=self.budget_gb))
+        backend = KVCachedBackend(TransformersBackend(loaded, batch_size=self.batch_size), builder, variant)
+        return LLMFilter(template, backend)
+
+
+class ReplayFamily:
+    """Answers from a recording of every operator's scores and seconds: no model, same contract."""
+
+    def __init__(self, spec: FamilySpec, recording: Profile) -> None:
+        self.spec, self.recording = spec, recording
+        recorded = set(recording.operators)
+        missing = [i for i in spec.identities if i not in recorded]
+        if missing:
+            raise OptimizerError(f"the recording has no answers of operator(s) {missing}; recorded: {sorted(recorded)}")
+
+    def operator(self, template: Template, identity: str) -> CandidateOperator:
+        return ReplayFilter(template, identity, self.recording)

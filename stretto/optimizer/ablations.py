@@ -1,0 +1,87 @@
+"""The paper's ablations of the global optimizer, behind the same interface.
+
+LOCAL splits the targets evenly: each of n cascades is tuned alone for T^(1/n) at confidence
+alpha^(1/n), so that the product of the per-cascade guarantees is the end-to-end one.
+SHIFT_BUDGET splits them unevenly: it searches the shares w_i (sum 1, in steps of 1/(2n)) of the
+budget, T_i = T^(w_i), and keeps the cheapest split; the even split is one of them, so it never costs
+more than LOCAL. (The no-compression ablation is a smaller operator family, not an optimizer.)
+"""
+
+from __future__ import annotations
+
+import itertools
+from functools import cache
+
+import torch
+
+from stretto.optimizer.gradient import GradientOptimizer, GradientSettings
+from stretto.optimizer.guarantees import lower_bound
+from stretto.optimizer.physical_plan import PhysicalPlan
+from stretto.optimizer.problem import PlanProblem
+from stretto.optimizer.reorder import best_order
+from stretto.optimizer.simulate import simulate
+from stretto.plan.targets import Targets
+
+
+def _share_targets(targets: Targets, share: float, n: int) -> Targets:
+    return Targets(targets.precision**share, targets.recall**share, targets.alpha ** (1.0 / n))
+
+
+def combine(problem: PlanProblem, parts: list[PhysicalPlan], system: str) -> PhysicalPlan:
+    """Per-cascade plans as one plan: ordered by the DP, costed and bounded on the sample."""
+    cascades = {c.template: c for p in parts for c in p.cascades}
+    merged = PhysicalPlan(tuple(cascades[f.template] for f in problem.filters), 0.0, 0.0, 0.0, 0.0, system=system)
+    run = simulate(problem, merged)
+    order, cost = best_order(run.keep, run.seconds)
+    alpha = problem.targets.alpha
+    precision = float(lower_bound(torch.tensor(run.tp), torch.tensor(run.fp), alpha))
+    recall_rest = float(lower_bound(torch.tensor(run.tp), torch.tensor(run.fn), alpha))
+    f = problem.sample_fraction
+    return PhysicalPlan(
+        tuple(merged.cascades[i] for i in order),
+        precision,
+        f + (1 - f) * recall_rest,
+        cost,
+        max(p.gold_cost_per_tuple for p in parts),
+        system=system,
+        fallback=all(p.fallback for p in parts),
+        notes={"shares": [p.notes.get("share") for p in parts]},
+    )
+
+
+class LocalOptimizer:
+    name = "local"
+
+    def __init__(self, settings: GradientSettings | None = None) -> None:
+        self.inner = GradientOptimizer(settings)
+
+    def tune(self, problem: PlanProblem, i: int, share: float) -> PhysicalPlan:
+        n = len(problem.filters)
+        sub = PlanProblem((problem.filters[i],), _share_targets(problem.targets, share, n), problem.sample_fraction)
+        plan = self.inner.optimize(sub)
+        plan.notes["share"] = share
+        return plan
+
+    def optimize(self, problem: PlanProblem) -> PhysicalPlan:
+        n = len(problem.filters)
+        return combine(problem, [self.tune(problem, i, 1.0 / n) for i in range(n)], self.name)
+
+
+class ShiftBudgetOptimizer(LocalOptimizer):
+    name = "shift_budget"
+
+    def optimize(self, problem: PlanProblem) -> PhysicalPlan:
+        n = len(problem.filters)
+        if n == 1:
+            return combine(problem, [self.tune(problem, 0, 1.0)], self.name)
+        units = 2 * n
+        tuned = cache(lambda i, k: self.tune(problem, i, k / units))
+        best = None
+        for split in itertools.product(range(1, units), repeat=n):
+            if sum(split) != units:
+                continue
+            plan = combine(problem, [tuned(i, k) for i, k in enumerate(split)], self.name)
+            if best is None or plan.cost_per_tuple < best.cost_per_tuple:
+                best = plan
+        assert best is not None
+        return best

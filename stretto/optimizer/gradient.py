@@ -1,0 +1,159 @@
+"""Stretto's global optimizer: gradient descent on the relaxed plan, many restarts in one batched program.
+
+loss = lambda * relu(T_P - P_lower) + lambda * relu(T_R - R_lower) + cost / gold-only cost, for J jobs at
+once with lambda log-spaced across jobs. Stage 1 tunes picks and thresholds while the temperatures
+anneal; stage 2 freezes the picks (hard participation) and tunes thresholds and forcing fractions.
+Every job is then checked with hard decisions and exact bounds; the cheapest feasible one wins.
+If none is feasible the penalty grows and it retries; if still none, the plan is the gold operator alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, replace
+
+import torch
+
+from stretto.optimizer.guarantees import BOUNDS
+from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step, gold_plan
+from stretto.optimizer.problem import PlanProblem
+from stretto.optimizer.relaxation import DTYPE, Outcome, Params, SampleTensors, cascade, evaluate, gold_only_cost
+from stretto.optimizer.reorder import best_order
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GradientSettings:
+    jobs: int = 128
+    steps: int = 200  # stage 1: picks and thresholds, temperatures annealed
+    refine_steps: int = 100  # stage 2: thresholds and forcing only, picks frozen
+    lr: float = 0.05
+    lr_decay: float = 0.998  # per step
+    tau_start: float = 0.11
+    tau_end: float = 0.01
+    lambda_min: float = 1.0
+    lambda_max: float = 100.0
+    retries: int = 2
+    retry_factor: float = 10.0
+    bound: str = "beta"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.jobs < 1 or self.steps < 0 or self.refine_steps < 0 or self.retries < 0:
+            raise ValueError(f"jobs >= 1 and steps, refine_steps, retries >= 0 required: {self}")
+        if self.bound not in BOUNDS:
+            raise ValueError(f"unknown bound '{self.bound}'; choose one of {list(BOUNDS)}")
+
+
+class GradientOptimizer:
+    """Implements the optimizer interface: optimize(problem) -> PhysicalPlan."""
+
+    name = "stretto"
+
+    def __init__(self, settings: GradientSettings | None = None) -> None:
+        self.settings = settings or GradientSettings()
+
+    def _descend(self, t: SampleTensors, problem: PlanProblem, params: Params, lam: torch.Tensor, stage: int) -> None:
+        s = self.settings
+        steps = s.steps if stage == 1 else s.refine_steps
+        tensors = params.tensors() if stage == 1 else params.tensors()[1:]
+        for x in tensors:
+            x.requires_grad_(True)
+        opt = torch.optim.Adam(tensors, lr=s.lr)
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=s.lr_decay)
+        gold = gold_only_cost(t)
+        for step in range(steps):
+            frac = step / max(1, steps - 1)
+            if stage == 1:
+                tau = s.tau_start * (s.tau_end / s.tau_start) ** frac
+                tau_pick = tau
+            else:
+                tau = s.tau_end * (0.1**frac)
+                tau_pick = 1e-3
+            out = evaluate(t, params, tau_pick, tau)
+            precision, recall = out.bounds(problem, s.bound)
+            loss = (
+                lam * torch.relu(problem.targets.precision - precision)
+                + lam * torch.relu(problem.targets.recall - recall)
+                + out.cost / gold
+            )
+            opt.zero_grad()
+            loss.sum().backward()
+            opt.step()
+            sched.step()
+        for x in tensors:
+            x.requires_grad_(False)
+
+    def _attempt(self, t: SampleTensors, problem: PlanProblem, scale: float, seed: int) -> tuple[Params, Outcome]:
+        s = self.settings
+        generator = torch.Generator().manual_seed(seed)
+        n_filters, slots = t.valid.shape
+        params = Params.random(s.jobs, n_filters, slots, generator)
+        lam = torch.logspace(math.log10(s.lambda_min), math.log10(s.lambda_max), s.jobs, dtype=DTYPE) * scale
+        self._descend(t, problem, params, lam, stage=1)
+        params.pick = torch.where(params.pick > 0, 1.0, -1.0).to(DTYPE)  # freeze the picks
+        self._descend(t, problem, params, lam, stage=2)
+        with torch.no_grad():
+            return params, evaluate(t, params, hard=True)
+
+    def optimize(self, problem: PlanProblem) -> PhysicalPlan:
+        began = time.perf_counter()
+        s = self.settings
+        t = SampleTensors.of(problem)
+        templates = [f.template for f in problem.filters]
+        gold = gold_only_cost(t)
+        for attempt in range(s.retries + 1):
+            params, out = self._attempt(t, problem, s.retry_factor**attempt, s.seed + attempt)
+            precision, recall = out.bounds(problem, s.bound)
+            feasible = (precision >= problem.targets.precision) & (recall >= problem.targets.recall)
+            if feasible.any():
+                cost = torch.where(feasible, out.cost, torch.inf)
+                job = int(torch.argmin(cost))
+                plan = to_plan(t, problem, params, job, self.name)
+                plan = replace(plan, precision_lower=float(precision[job]), recall_lower=float(recall[job]))
+                plan.notes.update(attempts=attempt + 1, feasible_jobs=int(feasible.sum()))
+                plan.notes["optimize_seconds"] = time.perf_counter() - began
+                return plan
+            log.info("attempt %d: no feasible plan among %d jobs; raising the penalty", attempt + 1, s.jobs)
+        log.warning(
+            "targets precision >= %s, recall >= %s at alpha %s cannot be guaranteed from a sample of %d tuples "
+            "by any cascade: falling back to the gold operator alone",
+            problem.targets.precision,
+            problem.targets.recall,
+            problem.targets.alpha,
+            problem.n_tuples,
+        )
+        gold_first = [templates[i] for i in t.order]
+        plan = gold_plan(gold_first, problem.filters[0].gold, gold, self.name, fallback=True)
+        plan.notes.update(attempts=s.retries + 1, feasible_jobs=0, optimize_seconds=time.perf_counter() - began)
+        return plan
+
+
+def to_plan(t: SampleTensors, problem: PlanProblem, params: Params, job: int, system: str) -> PhysicalPlan:
+    """One job's parameters as cascades in raw score units, ordered by the DP, with its hard-check numbers."""
+    one = Params(*(x[job : job + 1].detach().clone() for x in params.tensors()))
+    with torch.no_grad():
+        keep, seconds = cascade(t, one, 0.0, 0.0, hard=True)
+        precision, recall = evaluate(t, one, hard=True).bounds(problem)
+    order, cost = best_order(keep[0].numpy(), seconds[0].numpy())
+    upper = one.upper[0].numpy()
+    cascades = []
+    for i in order:
+        f = problem.filters[i]
+        steps = tuple(
+            Step(
+                f.candidates[m],
+                float(t.mean[i, m] + t.std[i, m] * one.lower[0, i, m]),
+                float(t.mean[i, m] + t.std[i, m] * upper[i, m]),
+            )
+            for m in range(len(f.candidates))
+            if one.pick[0, i, m] > 0
+        )
+        accept, discard = torch.sigmoid(one.force_accept[0, i]), torch.sigmoid(one.force_discard[0, i])
+        cascades.append(Cascade(f.template, steps, f.gold, float(accept), float(discard)))
+    return PhysicalPlan(
+        tuple(cascades), float(precision), float(recall), cost, gold_only_cost(t), system=system, notes={"job": job}
+    )

@@ -1,0 +1,92 @@
+"""What the optimizer sees: numbers from the profiled sample, never a model or a backend.
+
+Per logical filter: every cheap candidate operator's scores on the sample tuples and its measured
+seconds per tuple, and the gold operator's decisions (the labels) and its seconds per tuple.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from stretto.errors import OptimizerError
+from stretto.optimizer.profile import Profile
+from stretto.plan.targets import Targets
+from stretto.plan.template import Template
+
+
+@dataclass(frozen=True)
+class FilterSample:
+    """One logical filter on the sample: candidates ordered cheapest first."""
+
+    template: str
+    candidates: tuple[str, ...]
+    scores: np.ndarray  # (candidates, tuples) log-odds
+    costs: np.ndarray  # (candidates,) mean seconds per tuple
+    gold: str
+    gold_cost: float
+    labels: np.ndarray  # (tuples,) bool: the gold operator's decisions
+
+    def __post_init__(self) -> None:
+        if self.scores.shape != (len(self.candidates), len(self.labels)):
+            raise OptimizerError(
+                f"filter '{self.template}': scores of shape {self.scores.shape} do not match "
+                f"{len(self.candidates)} candidates x {len(self.labels)} sample tuples"
+            )
+
+    @property
+    def pass_rate(self) -> float:
+        return float(self.labels.mean())
+
+
+@dataclass(frozen=True)
+class PlanProblem:
+    """A conjunction of filters to tune jointly for end-to-end targets."""
+
+    filters: tuple[FilterSample, ...]
+    targets: Targets
+    sample_fraction: float
+
+    def __post_init__(self) -> None:
+        if not self.filters:
+            raise OptimizerError("a plan needs at least one filter")
+        sizes = {len(f.labels) for f in self.filters}
+        if len(sizes) != 1:
+            raise OptimizerError(f"filters were profiled on different samples (sizes {sorted(sizes)})")
+        if sizes == {0}:
+            raise OptimizerError("the profiling sample is empty: raise the sample fraction or use a larger table")
+        if not 0.0 < self.sample_fraction <= 1.0:
+            raise OptimizerError(f"sample fraction {self.sample_fraction} is outside (0, 1]")
+
+    @property
+    def n_tuples(self) -> int:
+        return len(self.filters[0].labels)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(tuples,) whether a tuple belongs in the result: every filter's gold operator says yes."""
+        return np.logical_and.reduce([f.labels for f in self.filters])
+
+
+def filter_sample(
+    profile: Profile, template: Template, keys: Sequence[str], candidates: Sequence[str], gold: str
+) -> FilterSample:
+    """Pull one filter's numbers out of a profile; the gold operator must be there and not among the cheap ones."""
+    if not gold:
+        raise OptimizerError(f"filter '{template.text}': the candidate set names no gold operator")
+    cheap = [c for c in dict.fromkeys(candidates) if c != gold]
+    gold_answers = profile.lookup(keys, template, gold)
+    answers = [profile.lookup(keys, template, c) for c in cheap]
+    costs = np.array([a["seconds"].mean() for a in answers], dtype=np.float64)
+    order = np.argsort(costs, kind="stable")
+    return FilterSample(
+        template=template.text,
+        candidates=tuple(cheap[i] for i in order),
+        scores=np.array([answers[i]["score"].to_numpy(np.float64) for i in order]).reshape(len(cheap), len(keys)),
+        costs=costs[order],
+        gold=gold,
+        gold_cost=float(gold_answers["seconds"].mean()),
+        labels=gold_answers["score"].to_numpy() > 0.0,
+    )

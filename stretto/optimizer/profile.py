@@ -1,0 +1,159 @@
+"""Profiles: what each candidate operator said about each tuple, and what each answer cost.
+
+A profile is a long table with one record per (tuple, template, operator): the score and the
+measured seconds. Tuples are named by a content key (a hash of the values the template reads), so
+a profile stays valid when rows move, duplicates share one answer, and another table with the
+same text reuses it. The same format holds the profiled sample of a query and the full-table
+recordings that the replay backend answers from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from stretto.backends.base import ScoredRows
+from stretto.errors import ProfileError
+from stretto.plan.template import Template
+
+COLUMNS = ("row_key", "template", "operator", "score", "seconds", "tokens")
+
+
+class CandidateOperator(Protocol):
+    """A physical filter operator as profiling sees it: who it is, what it asks, and its scores."""
+
+    template: Template
+
+    @property
+    def identity(self) -> str: ...
+
+    def score(self, rows: pd.DataFrame, *, progress: bool = ...) -> ScoredRows: ...
+
+
+def row_keys(rows: pd.DataFrame, template: Template) -> np.ndarray:
+    """Content key per row: a hash of the values of the columns the template reads."""
+    values = rows[list(template.columns)].astype(str).to_numpy().tolist()
+    return np.array([hashlib.sha1(json.dumps(v).encode()).hexdigest()[:16] for v in values], dtype=object)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Scores and seconds per (row_key, template, operator)."""
+
+    records: pd.DataFrame
+
+    def __post_init__(self) -> None:
+        missing = [c for c in COLUMNS if c not in self.records.columns]
+        if missing:
+            raise ProfileError(f"a profile needs columns {list(COLUMNS)}; missing {missing}")
+
+    @classmethod
+    def empty(cls) -> Profile:
+        return cls(pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(COLUMNS, _DTYPES, strict=True)}))
+
+    @classmethod
+    def concat(cls, profiles: Iterable[Profile]) -> Profile:
+        frames = [p.records for p in profiles if len(p.records)]
+        if not frames:
+            return cls.empty()
+        records = pd.concat(frames, ignore_index=True)
+        return cls(records.drop_duplicates(["row_key", "template", "operator"], keep="last").reset_index(drop=True))
+
+    @classmethod
+    def of_scores(cls, keys: Sequence[str], template: Template, operator: str, scored: ScoredRows) -> Profile:
+        records = pd.DataFrame(
+            {
+                "row_key": list(keys),
+                "template": template.text,
+                "operator": operator,
+                "score": scored.scores.astype(np.float32),
+                "seconds": scored.seconds.astype(np.float64),
+                "tokens": scored.tokens.astype(np.int64),
+            }
+        )
+        return cls(records)
+
+    @property
+    def operators(self) -> list[str]:
+        return sorted(self.records["operator"].unique())
+
+    def lookup(self, keys: Sequence[str], template: Template, operator: str) -> pd.DataFrame:
+        """score / seconds / tokens for these keys, in their order; a clear error for anything not recorded."""
+        mine = self.records[(self.records["template"] == template.text) & (self.records["operator"] == operator)]
+        if mine.empty:
+            known = sorted(self.records.loc[self.records["template"] == template.text, "operator"].unique())
+            raise ProfileError(
+                f"no recorded answers of operator '{operator}' for template '{template.text}'; "
+                f"recorded operators for it: {known or 'none'}"
+            )
+        found = mine.drop_duplicates("row_key").set_index("row_key").reindex(list(keys))
+        absent = found["score"].isna().to_numpy()
+        if absent.any():
+            raise ProfileError(
+                f"{int(absent.sum())} of {len(keys)} rows were never answered by '{operator}' for template "
+                f"'{template.text}' (record them first)"
+            )
+        return found[["score", "seconds", "tokens"]]
+
+    def save(self, path: Path | str) -> Path:
+        """Atomic write, so an interrupted run never leaves a half-written profile behind."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        self.records.to_parquet(tmp, index=False)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str) -> Profile:
+        path = Path(path)
+        if not path.exists():
+            raise ProfileError(f"no profile at {path}")
+        try:
+            records = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for damaged files
+            raise ProfileError(f"profile {path} is corrupt or not Parquet ({exc}); delete it to re-profile") from exc
+        return cls(records)
+
+
+_DTYPES = (object, object, object, np.float32, np.float64, np.int64)
+
+
+def content_key(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+
+
+class ProfileStore:
+    """One Parquet file per (rows, template, operator), named by a hash of exactly those contents."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def path(self, keys: Sequence[str], template: Template, operator: str) -> Path:
+        rows = content_key(*sorted(set(keys)))
+        return self.root / f"{content_key(rows, template.text, operator)}.parquet"
+
+    def scores(self, rows: pd.DataFrame, operator: CandidateOperator, *, progress: bool = True) -> Profile:
+        """The operator's answers on these rows: read from the store, or scored once and stored.
+
+        Duplicate texts are scored once. A damaged file is re-profiled rather than trusted.
+        """
+        keys = row_keys(rows, operator.template)
+        path = self.path(keys, operator.template, operator.identity)
+        if path.exists():
+            try:
+                return Profile.load(path)
+            except ProfileError:
+                path.unlink()
+        first = ~pd.Series(keys).duplicated().to_numpy()
+        scored = operator.score(rows[first], progress=progress)
+        profile = Profile.of_scores(keys[first], operator.template, operator.identity, scored)
+        profile.save(path)
+        return profile

@@ -1,0 +1,181 @@
+"""The differentiable plan: soft cascades over the sample, batched over many candidate plans (jobs).
+
+Per tuple a cascade starts UNSURE. Each cheap operator takes part with probability
+sigmoid(pick / tau_pick) and splits the still-unsure mass by softmax([s - upper, lower - s, 0] / tau)
+into keep / discard / unsure; the gold operator decides whatever is left (and the forced fractions).
+At tau -> 0 this is exactly the hard cascade (`hard=True` evaluates that limit directly).
+End to end, a tuple is in the result with probability K = prod_f keep_f and belongs there iff every
+gold label is 1 (L): TP = sum K L, FP = sum K (1 - L), FN = sum (1 - K) L.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from stretto.optimizer.guarantees import blended_recall, forced_keep, lower_bound
+from stretto.optimizer.problem import PlanProblem
+
+DTYPE = torch.float32
+
+
+@dataclass(frozen=True)
+class SampleTensors:
+    """The problem as padded tensors: F filters x M candidate slots x N tuples; scores standardised per operator."""
+
+    scores: torch.Tensor  # (F, M, N) standardised
+    valid: torch.Tensor  # (F, M) 1 for a real candidate, 0 for padding
+    costs: torch.Tensor  # (F, M) seconds per tuple
+    gold_costs: torch.Tensor  # (F,)
+    labels: torch.Tensor  # (F, N) 0/1
+    mean: np.ndarray  # (F, M) to map thresholds back to raw scores
+    std: np.ndarray  # (F, M)
+    order: list[int]  # filter order used for the short-circuit cost (most selective first)
+
+    @classmethod
+    def of(cls, problem: PlanProblem) -> SampleTensors:
+        n_filters, n = len(problem.filters), problem.n_tuples
+        slots = max(1, max(len(f.candidates) for f in problem.filters))
+        scores = np.zeros((n_filters, slots, n))
+        valid, costs = np.zeros((n_filters, slots)), np.zeros((n_filters, slots))
+        mean, std = np.zeros((n_filters, slots)), np.ones((n_filters, slots))
+        for i, f in enumerate(problem.filters):
+            m = len(f.candidates)
+            if m:
+                mean[i, :m] = f.scores.mean(axis=1)
+                std[i, :m] = f.scores.std(axis=1).clip(min=1e-6)
+                scores[i, :m] = (f.scores - mean[i, :m, None]) / std[i, :m, None]
+                valid[i, :m], costs[i, :m] = 1.0, f.costs
+        order = sorted(range(n_filters), key=lambda i: problem.filters[i].pass_rate)
+        return cls(
+            scores=torch.tensor(scores, dtype=DTYPE),
+            valid=torch.tensor(valid, dtype=DTYPE),
+            costs=torch.tensor(costs, dtype=DTYPE),
+            gold_costs=torch.tensor([f.gold_cost for f in problem.filters], dtype=DTYPE),
+            labels=torch.tensor(np.array([f.labels for f in problem.filters]), dtype=DTYPE),
+            mean=mean,
+            std=std,
+            order=order,
+        )
+
+
+@dataclass
+class Params:
+    """Free parameters of J candidate plans: picks, thresholds (lower, lower + softplus(gap)), forcing logits."""
+
+    pick: torch.Tensor  # (J, F, M)
+    lower: torch.Tensor  # (J, F, M)
+    gap: torch.Tensor  # (J, F, M)
+    force_accept: torch.Tensor  # (J, F) logits
+    force_discard: torch.Tensor  # (J, F) logits
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.pick, self.lower, self.gap, self.force_accept, self.force_discard]
+
+    @property
+    def upper(self) -> torch.Tensor:
+        return self.lower + torch.nn.functional.softplus(self.gap)
+
+    @classmethod
+    def random(cls, jobs: int, filters: int, slots: int, generator: torch.Generator) -> Params:
+        def randn(*shape: int) -> torch.Tensor:
+            return torch.randn(*shape, generator=generator, dtype=DTYPE)
+
+        return cls(
+            pick=randn(jobs, filters, slots) * 2.0,
+            lower=randn(jobs, filters, slots) * 0.5 - 0.5,
+            gap=randn(jobs, filters, slots) * 0.5,
+            force_accept=torch.full((jobs, filters), -4.0, dtype=DTYPE) + randn(jobs, filters),
+            force_discard=torch.full((jobs, filters), -4.0, dtype=DTYPE) + randn(jobs, filters),
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Per job: soft (or hard) counts on the sample and the expected seconds per input tuple."""
+
+    tp: torch.Tensor  # (J,)
+    fp: torch.Tensor
+    fn: torch.Tensor
+    cost: torch.Tensor  # (J,) seconds per tuple, short-circuiting filters in `order`
+    keep: torch.Tensor  # (J, F, N) per-filter keep probability
+
+    def bounds(self, problem: PlanProblem, kind: str = "beta") -> tuple[torch.Tensor, torch.Tensor]:
+        """Lower bounds on the whole result's precision and recall (sample tuples are answered by gold)."""
+        alpha = problem.targets.alpha
+        precision = lower_bound(self.tp, self.fp, alpha, kind)
+        recall = blended_recall(1.0, lower_bound(self.tp, self.fn, alpha, kind), problem.sample_fraction)
+        return precision, recall
+
+
+def soft_decision(s: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, tau: float):
+    """(keep, discard) = the first two entries of softmax([s - upper, lower - s, 0] / tau), written out (faster)."""
+    a, b = (s - upper) / tau, (lower - s) / tau
+    top = torch.maximum(torch.maximum(a, b), torch.zeros_like(a))
+    ea, eb, e0 = torch.exp(a - top), torch.exp(b - top), torch.exp(-top)
+    total = ea + eb + e0
+    return ea / total, eb / total
+
+
+def cascade(
+    t: SampleTensors, params: Params, tau_pick: float, tau: float, hard: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep probability and expected seconds per (job, filter, tuple) of every filter's cascade."""
+    jobs, filters, slots = params.pick.shape
+    n = t.scores.shape[-1]
+    unsure = torch.ones((jobs, filters, n), dtype=DTYPE)
+    accepted, discarded = torch.zeros_like(unsure), torch.zeros_like(unsure)
+    seconds = torch.zeros_like(unsure)
+    upper = params.upper
+    for m in range(slots):
+        s = t.scores[None, :, m, :]  # (1, F, N)
+        lo, up = params.lower[:, :, m, None], upper[:, :, m, None]
+        if hard:
+            part = (params.pick[:, :, m] > 0).to(DTYPE)[..., None]
+            keep, discard = (s > up).to(DTYPE), (s < lo).to(DTYPE)
+        else:
+            part = torch.sigmoid(params.pick[:, :, m] / tau_pick)[..., None]
+            keep, discard = soft_decision(s, lo, up, tau)
+        part = part * t.valid[None, :, m, None]
+        seconds = seconds + unsure * part * t.costs[None, :, m, None]
+        accepted = accepted + unsure * keep * part
+        discarded = discarded + unsure * discard * part
+        unsure = unsure * (1.0 - (keep + discard) * part)
+    keep, to_gold = forced_keep(
+        accepted,
+        discarded,
+        unsure,
+        t.labels[None],
+        torch.sigmoid(params.force_accept)[..., None],
+        torch.sigmoid(params.force_discard)[..., None],
+    )
+    return keep, seconds + to_gold * t.gold_costs[None, :, None]
+
+
+def evaluate(t: SampleTensors, params: Params, tau_pick: float = 0.0, tau: float = 0.0, hard: bool = False) -> Outcome:
+    keep, seconds = cascade(t, params, tau_pick, tau, hard)
+    in_result = keep.prod(dim=1)  # (J, N)
+    belongs = t.labels.prod(dim=0)[None]  # (1, N)
+    reach = torch.ones_like(in_result)
+    cost = torch.zeros_like(in_result)
+    for f in t.order:  # later filters only see the tuples earlier ones kept
+        cost = cost + reach * seconds[:, f]
+        reach = reach * keep[:, f]
+    return Outcome(
+        tp=(in_result * belongs).sum(-1),
+        fp=(in_result * (1.0 - belongs)).sum(-1),
+        fn=((1.0 - in_result) * belongs).sum(-1),
+        cost=cost.mean(-1),
+        keep=keep,
+    )
+
+
+def gold_only_cost(t: SampleTensors) -> float:
+    """Seconds per tuple of answering every filter with the gold operator alone (short-circuited)."""
+    reach, cost = torch.ones(t.labels.shape[-1], dtype=DTYPE), 0.0
+    for f in t.order:
+        cost += float((reach * t.gold_costs[f]).mean())
+        reach = reach * t.labels[f]
+    return cost

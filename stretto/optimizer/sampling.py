@@ -1,0 +1,55 @@
+"""Profiling: a seeded uniform sample of the table, answered by every candidate operator and the gold one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from stretto.errors import OptimizerError
+from stretto.optimizer.profile import CandidateOperator, Profile, ProfileStore, row_keys
+from stretto.plan.template import Template
+
+
+def profiling_sample(n_rows: int, fraction: float, seed: int) -> np.ndarray:
+    """Sorted row positions of a uniform sample without replacement (at least one row)."""
+    if isinstance(fraction, bool) or not 0.0 < float(fraction) <= 1.0:
+        raise OptimizerError(f"sample fraction {fraction!r} is outside (0, 1]")
+    if n_rows < 1:
+        raise OptimizerError("cannot profile an empty table")
+    size = max(1, round(fraction * n_rows))
+    return np.sort(np.random.default_rng(seed).choice(n_rows, size=size, replace=False))
+
+
+def profile_rows(
+    rows: pd.DataFrame,
+    operators: Sequence[CandidateOperator],
+    *,
+    store: ProfileStore | None = None,
+    progress: bool = True,
+) -> Profile:
+    """Every operator's answers on these rows (from the store when it has them; duplicates scored once)."""
+    if rows.empty:
+        raise OptimizerError("the profiling sample is empty")
+    parts = []
+    for op in operators:
+        if store is not None:
+            parts.append(store.scores(rows, op, progress=progress))
+            continue
+        keys = row_keys(rows, op.template)
+        first = ~pd.Series(keys).duplicated().to_numpy()
+        parts.append(Profile.of_scores(keys[first], op.template, op.identity, op.score(rows[first], progress=progress)))
+    return Profile.concat(parts)
+
+
+def sample_seconds(
+    profile: Profile, rows: pd.DataFrame, templates: Sequence[Template], operators: Sequence[str]
+) -> float:
+    """What profiling these rows cost: every operator's measured seconds on every row, per template."""
+    total = 0.0
+    for template in templates:
+        keys = list(dict.fromkeys(row_keys(rows, template)))  # duplicate texts were scored once
+        for op in operators:
+            total += float(profile.lookup(keys, template, op)["seconds"].sum())
+    return total

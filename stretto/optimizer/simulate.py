@@ -1,0 +1,55 @@
+"""A physical plan run on the profiled sample with hard decisions: what it would keep and cost.
+
+Used to cost and check plans that did not come from the relaxation (ablations, baselines), and by
+tests to pin the relaxation's tau -> 0 limit. Forcing fractions count as their expectation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from stretto.optimizer.physical_plan import DISCARD, KEEP, UNSURE, Cascade, PhysicalPlan, decide
+from stretto.optimizer.problem import FilterSample, PlanProblem
+
+
+def run_cascade(f: FilterSample, cascade: Cascade) -> tuple[np.ndarray, np.ndarray]:
+    """(keep probability, seconds) per sample tuple of one cascade."""
+    n = len(f.labels)
+    unsure = np.ones(n)
+    accepted, discarded, seconds = np.zeros(n), np.zeros(n), np.zeros(n)
+    slot = {c: i for i, c in enumerate(f.candidates)}
+    for step in cascade.steps:
+        i = slot[step.operator]
+        seconds += unsure * f.costs[i]
+        d = decide(f.scores[i], step.lower, step.upper)
+        accepted += unsure * (d == KEEP)
+        discarded += unsure * (d == DISCARD)
+        unsure = unsure * (d == UNSURE)
+    to_gold = unsure + accepted * cascade.force_accept + discarded * cascade.force_discard
+    keep = accepted * (1.0 - cascade.force_accept) + to_gold * f.labels
+    return keep, seconds + to_gold * f.gold_cost
+
+
+@dataclass(frozen=True)
+class SampleRun:
+    keep: np.ndarray  # (filters, tuples) in problem order
+    seconds: np.ndarray  # (filters, tuples)
+    tp: float
+    fp: float
+    fn: float
+
+
+def simulate(problem: PlanProblem, plan: PhysicalPlan) -> SampleRun:
+    by_template = {c.template: c for c in plan.cascades}
+    runs = [run_cascade(f, by_template[f.template]) for f in problem.filters]
+    keep, seconds = np.array([r[0] for r in runs]), np.array([r[1] for r in runs])
+    in_result, belongs = keep.prod(axis=0), problem.labels.astype(float)
+    return SampleRun(
+        keep,
+        seconds,
+        float((in_result * belongs).sum()),
+        float((in_result * (1 - belongs)).sum()),
+        float(((1 - in_result) * belongs).sum()),
+    )
