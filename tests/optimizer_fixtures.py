@@ -1,0 +1,56 @@
+"""A synthetic workload for optimizer tests: a table, a recording of every operator on it, and its family."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from stretto.data.table import Table
+from stretto.operators.family import FamilySpec, ReplayFamily
+from stretto.optimizer.profile import Profile, row_keys
+from stretto.plan.query import Query
+from stretto.plan.template import Template
+
+FAMILY = {
+    "models": [
+        {"model": "qwen-0.5b", "variants": [{"press": "none", "ratio": 0.0}, {"press": "knorm", "ratio": 0.5}]},
+        {"model": "qwen-1.5b", "variants": [{"press": "none", "ratio": 0.0}]},
+    ],
+    "gold": {"model": "qwen-1.5b", "press": "none", "ratio": 0.0},
+}
+TEMPLATES = ("{text} is about cats", "{text} is friendly", "{text} is short")
+
+
+def synthetic(n: int = 400, seed: int = 0, rates=(0.5, 0.6, 0.7)):
+    """Table, query over all templates, family spec and a replay source; cheap operators of graded quality."""
+    rng = np.random.default_rng(seed)
+    table = Table("docs", pd.DataFrame({"text": [f"document {i}" for i in range(n)]}), text_columns=["text"])
+    spec = FamilySpec.of(FAMILY)
+    cheap = [i for i in spec.identities if i != spec.gold_identity]
+    costs = {cheap[0]: 0.010, cheap[1]: 0.006, spec.gold_identity: 0.100}
+    quality = {cheap[0]: 1.6, cheap[1]: 0.8}
+    frames = []
+    for text, rate in zip(TEMPLATES, rates, strict=True):
+        template = Template(text)
+        keys = row_keys(table.df, template)
+        label = rng.random(n) < rate
+        sign = np.where(label, 1.0, -1.0)
+        for op in spec.identities:
+            score = sign * (np.abs(rng.normal(size=n)) + 0.5) if op == spec.gold_identity else sign * quality[op]
+            if op != spec.gold_identity:
+                score = score + rng.normal(size=n) * 1.5 - 0.7
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "row_key": keys,
+                        "template": text,
+                        "operator": op,
+                        "score": score.astype(np.float32),
+                        "seconds": costs[op],
+                        "tokens": 20,
+                    }
+                )
+            )
+    recording = Profile(pd.concat(frames, ignore_index=True))
+    query = Query.of("docs", [{"template": t} for t in TEMPLATES])
+    return table, query, spec, ReplayFamily(spec, recording), recording
