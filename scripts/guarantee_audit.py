@@ -18,37 +18,22 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from stretto.data.datasets import load_dataset
 from stretto.engine import run_query
-from stretto.evaluation.plan_quality import check_targets, human_decisions, silver_decisions
+from stretto.evaluation.plan_quality import check_targets, gold_only_seconds, human_decisions, silver_decisions
 from stretto.operators.family import FamilySpec, ReplayFamily
 from stretto.optimizer.ablations import LocalOptimizer
 from stretto.optimizer.gradient import GradientOptimizer, GradientSettings
-from stretto.optimizer.profile import Profile, row_keys
-from stretto.optimizer.reorder import best_order
-from stretto.plan.query import Query
+from stretto.optimizer.profile import Profile
 from stretto.plan.targets import Targets
 from stretto.plan.workload import Workload
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = [(0.5, 0.5), (0.7, 0.7), (0.9, 0.9)]
-
-
-def gold_only_seconds(table, query: Query, recording: Profile, gold: str, silver: np.ndarray) -> float:
-    """Execution seconds of the gold operator on every row, filters in their cheapest order."""
-    seconds = np.array(
-        [
-            recording.lookup(row_keys(table.df, f.template), f.template, gold)["seconds"].to_numpy()
-            for f in query.filters
-        ]
-    )
-    _, per_tuple = best_order(silver.astype(float), seconds)
-    return per_tuple * len(table)
 
 
 def merge_csv(path: Path, frame: pd.DataFrame, workload: str) -> None:

@@ -15,6 +15,7 @@ from stretto.data.table import Table
 from stretto.evaluation.metrics import Quality, quality
 from stretto.execution.cascade_executor import OperatorSource
 from stretto.operators.family import FamilySpec
+from stretto.optimizer.reorder import best_order
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
 
@@ -25,6 +26,18 @@ def silver_decisions(table: Table, query: Query, source: OperatorSource, family:
     return np.array(
         [source.operator(f.template, gold).score(table.df, progress=False).scores > 0.0 for f in query.filters]
     )
+
+
+def gold_only_seconds(
+    table: Table, query: Query, source: OperatorSource, family: FamilySpec, silver: np.ndarray
+) -> float:
+    """Execution seconds of the gold operator alone on every row, filters in their cheapest order."""
+    gold = family.gold_identity
+    seconds = np.array(
+        [source.operator(f.template, gold).score(table.df, progress=False).seconds for f in query.filters]
+    )
+    _, per_tuple = best_order(silver.astype(float), seconds)
+    return per_tuple * len(table)
 
 
 def human_decisions(table: Table, query: Query, silver: np.ndarray) -> np.ndarray | None:

@@ -23,6 +23,8 @@ commands:
             stretto run --cfg job        # print the composed config
             stretto run -m operators=qwen_0_5b,smollm2_135m   # a multirun sweep
             stretto run kv=stored kv.variant.press=knorm kv.variant.ratio=0.5  # on stored KV caches
+            stretto run experiment=optimized_movie   # Stretto's optimizer at targets, replayed from recordings
+            stretto run optimizer=stretto targets.precision=0.7 targets.recall=0.7   # same, real models
   cache build   store the KV caches of every configured variant for the query's rows, e.g.
                   stretto cache build kv=frontier dataset=enron query=enron_fraud
   cache info    entries and sizes per (model, variant) in the KV cache store
@@ -33,6 +35,11 @@ log = logging.getLogger("stretto")
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def run_app(cfg: DictConfig) -> None:
+    if cfg.optimizer.name != "none":
+        from stretto.experiment.optimized_run import format_optimized, run_optimized
+
+        _guarded(lambda: format_optimized(run_optimized(cfg), cfg))
+        return
     from stretto.experiment.run import format_summary, run_job
 
     _guarded(lambda: format_summary(run_job(cfg), cfg))

@@ -1,0 +1,136 @@
+"""The optimized job: the configured query at end-to-end targets, profile -> optimize -> execute -> evaluate.
+
+`optimizer=stretto|local|shift_budget` picks the system, `family=` the physical operators, `backend=replay`
+answers them from recordings (seconds, no model) and `backend=transformers` with the real models.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from stretto.engine import Optimizer, run_query
+from stretto.errors import QueryError
+from stretto.evaluation.plan_quality import check_targets, gold_only_seconds, human_decisions, silver_decisions
+from stretto.execution.cascade_executor import OperatorSource
+from stretto.experiment.run import configured_query
+from stretto.operators.family import FamilySpec, LiveFamily, ReplayFamily
+from stretto.optimizer.ablations import LocalOptimizer, ShiftBudgetOptimizer
+from stretto.optimizer.gradient import GradientOptimizer, GradientSettings
+from stretto.optimizer.profile import Profile, ProfileStore
+from stretto.plan.targets import Targets
+
+SYSTEMS = {"stretto": GradientOptimizer, "local": LocalOptimizer, "shift_budget": ShiftBudgetOptimizer}
+
+
+def make_optimizer(config: DictConfig) -> Optimizer:
+    settings = {k: v for k, v in OmegaConf.to_container(config, resolve=True).items() if k != "name"}
+    if config.name not in SYSTEMS:
+        raise QueryError(f"unknown optimizer '{config.name}'; choose one of {sorted(SYSTEMS)} (or none)")
+    return SYSTEMS[config.name](GradientSettings(**settings))
+
+
+def make_source(cfg: DictConfig, spec: FamilySpec) -> OperatorSource:
+    if cfg.backend.name == "replay":
+        return ReplayFamily(spec, Profile.load(cfg.backend.recording))
+    return LiveFamily(
+        spec,
+        cache_dir=Path(cfg.paths.cache_dir),
+        batch_size=cfg.backend.batch_size,
+        dtype=cfg.backend.dtype,
+        device=cfg.backend.device,
+        budget_gb=cfg.kv.budget_gb,
+    )
+
+
+def run_optimized(cfg: DictConfig) -> dict[str, Any]:
+    targets = Targets(**cfg.targets)
+    optimizer = make_optimizer(cfg.optimizer)
+    query, table = configured_query(cfg)
+    spec = FamilySpec.of(OmegaConf.to_container(cfg.family, resolve=True))
+    source = make_source(cfg, spec)
+    replay = cfg.backend.name == "replay"
+    store = None if replay else ProfileStore(cfg.profiling.store_dir)
+    run = run_query(
+        table,
+        query,
+        source,
+        spec,
+        targets,
+        optimizer,
+        sample_fraction=cfg.profiling.fraction,
+        seed=cfg.profiling.seed,
+        store=store,
+        progress=cfg.progress,
+    )
+    # Silver (the gold operator on every row) is free on recordings; live it would cost a full gold run.
+    silver = silver_decisions(table, query, source, spec) if replay else None
+    if silver is not None:
+        human = human_decisions(table, query, silver)
+    elif all(f.label is not None for f in query.filters):
+        human = np.array([f.label.truth(table.df).to_numpy() for f in query.filters])
+    else:
+        human = None
+    metrics: dict[str, float] = {
+        "rows_in": len(table),
+        "rows_out": int(run.execution.kept.sum()),
+        "profile_seconds": run.profile_seconds,
+        "optimize_seconds": run.optimize_seconds,
+        "execution_seconds": run.execution.seconds,
+        "total_seconds": run.total_seconds,
+        "predicted_precision_lower": run.plan.precision_lower,
+        "predicted_recall_lower": run.plan.recall_lower,
+        "fallback": float(run.plan.fallback),
+    }
+    for identity, tuples in run.execution.tuples_per_operator().items():
+        metrics[f"tuples.{identity}"] = tuples
+    if silver is not None:
+        metrics["gold_only_seconds"] = gold_only_seconds(table, query, source, spec, silver)
+        metrics |= check_targets(run.execution.kept, silver, human, targets).as_dict()
+    elif human is not None:
+        metrics |= check_targets(run.execution.kept, human, human, targets).as_dict()
+        metrics = {k: v for k, v in metrics.items() if not k.startswith(("silver.", "met_silver"))}
+
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plan_yaml, result_csv = out / "plan.yaml", out / "result.csv"
+    plan_yaml.write_text(yaml.safe_dump(run.plan.to_dict(), sort_keys=False))
+    run.execution.result.to_csv(result_csv, index=False)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    summary = {"metrics": metrics, "run": run, "query": query, "targets": targets, "result_csv": result_csv}
+    if cfg.tracking.enabled:
+        from stretto.experiment.tracking import log_run
+
+        params = OmegaConf.to_container(cfg, resolve=True)
+        params.pop("paths", None)
+        summary["mlflow_run_id"] = log_run(cfg.tracking, params, metrics, [plan_yaml, result_csv])
+    return summary
+
+
+def format_optimized(summary: dict[str, Any], cfg: DictConfig) -> str:
+    m, run, targets = summary["metrics"], summary["run"], summary["targets"]
+    lines = [
+        f"Stretto ({cfg.optimizer.name}, backend {cfg.backend.name}): {len(summary['query'].filters)} filter(s), "
+        f"targets precision >= {targets.precision}, recall >= {targets.recall} at alpha {targets.alpha}",
+        run.plan.describe(),
+        f"  rows in / out     {m['rows_in']} / {m['rows_out']}",
+        f"  seconds           profiling {m['profile_seconds']:.1f} + optimization {m['optimize_seconds']:.1f} "
+        f"+ execution {m['execution_seconds']:.1f} = {m['total_seconds']:.1f}",
+    ]
+    for who in ("silver", "human"):
+        if f"{who}.precision" in m:
+            met = "met" if m[f"met_{who}"] else "NOT met"
+            truth = "gold operator (silver)" if who == "silver" else "human labels"
+            lines.append(
+                f"  vs {truth:<22} precision {m[f'{who}.precision']:.3f} recall {m[f'{who}.recall']:.3f} "
+                f"F1 {m[f'{who}.f1']:.3f}: targets {met}"
+            )
+    lines.append(f"  result table      {summary['result_csv']}")
+    if "mlflow_run_id" in summary:
+        lines.append(f"  MLflow run        {summary['mlflow_run_id']}")
+    return "\n".join(lines)
