@@ -105,3 +105,35 @@ def test_cache_build_then_run_on_stored_caches(tmp_path):
 def test_bad_kv_variant_is_refused(override, message, tmp_path):
     done = stretto("kv=stored", "kv.variant.press=knorm", override, tmp_path=tmp_path)
     assert done.returncode == 2 and message in done.stdout + done.stderr
+
+
+def test_optimized_run_on_the_bundled_recording_prints_the_plan_and_logs_it(tmp_path):
+    done = stretto("experiment=optimized_movie", tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "stretto plan: predicted precision >=" in out and "vs gold operator (silver)" in out
+    assert "vs human labels" in out and "rows in / out     1000 /" in out
+    plan = (tmp_path / "out" / "plan.yaml").read_text()
+    assert "cascades:" in plan and "qwen2.5-coder-1.5b-instruct" in plan
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["optimized"])
+    assert len(runs) == 1 and runs.loc[0, "params.optimizer.name"] == "stretto"
+    assert {"metrics.met_silver", "metrics.execution_seconds", "metrics.profile_seconds"} <= set(runs.columns)
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("backend.recording=/nowhere/movie.parquet", "no recording at /nowhere/movie.parquet"),
+        ("family.gold=null", "names no gold operator"),
+        ("optimizer.name=simplex", "unknown optimizer 'simplex'"),
+        ("profiling.fraction=0", "sample fraction 0 is outside (0, 1]"),
+    ],
+)
+def test_optimized_run_rejects_bad_input(override, message, tmp_path):
+    done = stretto("experiment=optimized_movie", override, tmp_path=tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert message in done.stdout + done.stderr

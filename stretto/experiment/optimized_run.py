@@ -15,7 +15,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from stretto.engine import Optimizer, run_query
-from stretto.errors import QueryError
+from stretto.errors import ProfileError, QueryError
 from stretto.evaluation.plan_quality import check_targets, gold_only_seconds, human_decisions, silver_decisions
 from stretto.execution.cascade_executor import OperatorSource
 from stretto.experiment.run import configured_query
@@ -37,6 +37,11 @@ def make_optimizer(config: DictConfig) -> Optimizer:
 
 def make_source(cfg: DictConfig, spec: FamilySpec) -> OperatorSource:
     if cfg.backend.name == "replay":
+        if not Path(cfg.backend.recording).exists():
+            raise ProfileError(
+                f"no recording at {cfg.backend.recording}: record the workload's scores first "
+                "(scripts/record_scores.py) or run with the real models (backend=transformers)"
+            )
         return ReplayFamily(spec, Profile.load(cfg.backend.recording))
     return LiveFamily(
         spec,

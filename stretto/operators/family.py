@@ -67,11 +67,13 @@ class LiveFamily:
         dtype: str = "bfloat16",
         device: str = "cpu",
         budget_gb: float | None = None,
+        loaded: Mapping[str, LoadedModel] | None = None,
     ) -> None:
+        """`loaded`: models already in memory, by family name (they are not loaded again)."""
         self.spec = spec
         self.cache_dir = cache_dir or default_cache_dir()
         self.batch_size, self.dtype, self.device, self.budget_gb = batch_size, dtype, device, budget_gb
-        self._models: dict[str, LoadedModel] = {}
+        self._models: dict[str, LoadedModel] = dict(loaded or {})
         self._by_identity = {spec.identity(m, v): (m, v) for m, v in spec.members}
 
     def model(self, name: str) -> LoadedModel:

@@ -1,0 +1,55 @@
+"""The optimizer's whole loop on real models: profile a sample live, optimize, execute on stored KV caches."""
+
+import numpy as np
+import pytest
+
+from stretto.data.datasets import load_dataset
+from stretto.engine import run_query
+from stretto.operators.family import FamilySpec, LiveFamily
+from stretto.optimizer.gradient import GradientOptimizer, GradientSettings
+from stretto.optimizer.profile import ProfileStore
+from stretto.plan.query import Query
+from stretto.plan.targets import Targets
+
+
+@pytest.mark.model
+def test_live_family_profiles_optimizes_and_executes_on_real_models(tmp_path, qwen05):
+    table = load_dataset("movie", limit=24)["reviews"]
+    query = Query.of("reviews", [{"template": "{reviewtext} is clearly positive"}])
+    spec = FamilySpec.of(
+        {
+            "models": [{"model": "qwen-0.5b", "variants": [{"press": "none", "ratio": 0.0}]}],
+            "gold": {"model": "qwen-0.5b", "press": "knorm", "ratio": 0.5},  # a cheap stand-in gold for speed
+        }
+    )
+    family = LiveFamily(spec, cache_dir=tmp_path, loaded={"qwen-0.5b": qwen05})  # the session's model
+    store = ProfileStore(tmp_path / "profiles")
+    settings = GradientSettings(jobs=16, steps=40, refine_steps=20)
+    run = run_query(
+        table,
+        query,
+        family,
+        spec,
+        Targets(0.6, 0.6),
+        GradientOptimizer(settings),
+        sample_fraction=0.5,
+        store=store,
+        progress=False,
+    )
+    assert len(run.sample) == 12 and run.profile_seconds > 0
+    # the 12 unsampled rows were scored live; the sample's answers came from the profile
+    assert sum(s.tuples for s in run.execution.stats if s.operator == run.plan.cascades[0].gold) <= 12
+    assert run.execution.stats[0].tuples == 12 and run.execution.seconds > 0
+    again = run_query(
+        table,
+        query,
+        family,
+        spec,
+        Targets(0.6, 0.6),
+        GradientOptimizer(settings),
+        sample_fraction=0.5,
+        store=store,
+        progress=False,
+    )
+    np.testing.assert_array_equal(run.execution.kept, again.execution.kept)  # profiles and caches reused
+    assert len(list((tmp_path / "profiles").glob("*.parquet"))) == 2
