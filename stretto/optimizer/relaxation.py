@@ -138,11 +138,11 @@ def cascade(
         else:
             part = torch.sigmoid(params.pick[:, :, m] / tau_pick)[..., None]
             keep, discard = soft_decision(s, lo, up, tau)
-        part = part * t.valid[None, :, m, None]
-        seconds = seconds + unsure * part * t.costs[None, :, m, None]
-        accepted = accepted + unsure * keep * part
-        discarded = discarded + unsure * discard * part
-        unsure = unsure * (1.0 - (keep + discard) * part)
+        reached = unsure * (part * t.valid[None, :, m, None])  # mass this operator answers
+        seconds = seconds + reached * t.costs[None, :, m, None]
+        accepted = accepted + reached * keep
+        discarded = discarded + reached * discard
+        unsure = unsure - reached * (keep + discard)
     keep, to_gold = forced_keep(
         accepted,
         discarded,
