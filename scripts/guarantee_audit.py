@@ -74,7 +74,7 @@ def main() -> None:
         truth[q] = (
             silver,
             human_decisions(table, q, silver),
-            gold_only_seconds(table, q, recording, spec.gold_identity, silver),
+            gold_only_seconds(table, q, source, spec, silver),
         )
     print(f"{len(queries)} queries ({skipped} skipped: fewer than {args.min_positives} silver rows)")
 

@@ -60,19 +60,23 @@ def test_relaxation_at_zero_temperature_is_the_hard_cascade_and_the_executor():
         assert plan.cost_per_tuple <= float(hard.cost[job]) + 1e-9  # the DP order is never worse
 
 
-def test_optimizer_is_deterministic_and_its_plan_meets_its_bounds_on_the_sample():
-    problem, *_ = problem_for()
+def test_optimizer_is_deterministic_and_its_bounds_come_from_the_held_out_tuples():
+    problem, *_ = problem_for(fraction=0.5)
     a = GradientOptimizer(FAST).optimize(problem)
     b = GradientOptimizer(FAST).optimize(problem)
     assert a.cascades == b.cascades
-    assert not a.fallback and a.cost_per_tuple < 0.5 * a.gold_cost_per_tuple
-    run = simulate(problem, a)
+    assert not a.fallback and a.cost_per_tuple < 0.8 * a.gold_cost_per_tuple
+    tune, certify = problem.split(FAST.certify_fraction, FAST.seed)
+    assert tune.n_tuples + certify.n_tuples == problem.n_tuples == 200 and certify.n_tuples == 100
+    run = simulate(certify, a)
     precision = float(lower_bound(torch.tensor(run.tp), torch.tensor(run.fp), 0.95))
     recall = problem.sample_fraction + (1 - problem.sample_fraction) * float(
         lower_bound(torch.tensor(run.tp), torch.tensor(run.fn), 0.95)
     )
     assert precision == pytest.approx(a.precision_lower, abs=1e-5) and precision >= 0.7
     assert recall == pytest.approx(a.recall_lower, abs=1e-5) and recall >= 0.7
+    with pytest.raises(OptimizerError, match="certify fraction 1.5"):
+        problem.split(1.5, 0)
 
 
 def test_infeasible_targets_fall_back_to_gold_with_a_clear_log_line(caplog):

@@ -19,7 +19,7 @@ import torch
 from stretto.optimizer.guarantees import BOUNDS
 from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step, gold_plan
 from stretto.optimizer.problem import PlanProblem
-from stretto.optimizer.relaxation import DTYPE, Outcome, Params, SampleTensors, cascade, evaluate, gold_only_cost
+from stretto.optimizer.relaxation import DTYPE, Params, SampleTensors, cascade, evaluate, gold_only_cost
 from stretto.optimizer.reorder import best_order
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class GradientSettings:
     retries: int = 2
     retry_factor: float = 10.0
     bound: str = "beta"
+    certify_fraction: float = 0.5  # share of the sample kept out of tuning; the bounds are computed on it
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -87,7 +88,7 @@ class GradientOptimizer:
         for x in tensors:
             x.requires_grad_(False)
 
-    def _attempt(self, t: SampleTensors, problem: PlanProblem, scale: float, seed: int) -> tuple[Params, Outcome]:
+    def _attempt(self, t: SampleTensors, problem: PlanProblem, scale: float, seed: int) -> Params:
         s = self.settings
         generator = torch.Generator().manual_seed(seed)
         n_filters, slots = t.valid.shape
@@ -96,29 +97,32 @@ class GradientOptimizer:
         self._descend(t, problem, params, lam, stage=1)
         params.pick = torch.where(params.pick > 0, 1.0, -1.0).to(DTYPE)  # freeze the picks
         self._descend(t, problem, params, lam, stage=2)
-        with torch.no_grad():
-            return params, evaluate(t, params, hard=True)
+        return params
 
     def optimize(self, problem: PlanProblem) -> PhysicalPlan:
         began = time.perf_counter()
         s = self.settings
-        t = SampleTensors.of(problem)
+        tune, certify = problem.split(s.certify_fraction, s.seed)
+        t = SampleTensors.of(tune)
+        c = SampleTensors.of(certify, like=t)
+        whole = SampleTensors.of(problem, like=t)
         templates = [f.template for f in problem.filters]
-        gold = gold_only_cost(t)
+        gold = gold_only_cost(whole)
         # The gold operator alone has the most hits and no misses, so it bounds every plan's bounds from above:
-        # if even it cannot certify the targets on this sample, no cascade can, and descent is skipped.
-        attempts = s.retries + 1 if self._gold_is_feasible(t, problem) else 0
+        # if even it cannot certify the targets, no cascade can, and descent is skipped.
+        attempts = s.retries + 1 if self._gold_is_feasible(c, certify) else 0
         for attempt in range(attempts):
-            params, out = self._attempt(t, problem, s.retry_factor**attempt, s.seed + attempt)
-            precision, recall = out.bounds(problem, s.bound)
+            params = self._attempt(t, tune, s.retry_factor**attempt, s.seed + attempt)
+            with torch.no_grad():
+                precision, recall = evaluate(c, params, hard=True).bounds(certify, s.bound)
+                cost = evaluate(whole, params, hard=True).cost
             feasible = (precision >= problem.targets.precision) & (recall >= problem.targets.recall)
             if feasible.any():
-                cost = torch.where(feasible, out.cost, torch.inf)
-                job = int(torch.argmin(cost))
-                plan = to_plan(t, problem, params, job, self.name, s.bound)
+                job = int(torch.argmin(torch.where(feasible, cost, torch.inf)))
+                plan = to_plan(whole, problem, params, job, self.name, s.bound)
                 plan = replace(plan, precision_lower=float(precision[job]), recall_lower=float(recall[job]))
                 plan.notes.update(attempts=attempt + 1, feasible_jobs=int(feasible.sum()))
-                plan.notes["optimize_seconds"] = time.perf_counter() - began
+                plan.notes.update(certified_on=certify.n_tuples, optimize_seconds=time.perf_counter() - began)
                 return plan
             log.info("attempt %d: no feasible plan among %d jobs; raising the penalty", attempt + 1, s.jobs)
         log.warning(
@@ -129,7 +133,7 @@ class GradientOptimizer:
             problem.targets.alpha,
             problem.n_tuples,
         )
-        gold_first = [templates[i] for i in t.order]
+        gold_first = [templates[i] for i in whole.order]
         plan = gold_plan(gold_first, problem.filters[0].gold, gold, self.name, fallback=True)
         plan.notes.update(attempts=attempts, feasible_jobs=0, optimize_seconds=time.perf_counter() - began)
         return plan

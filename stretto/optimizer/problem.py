@@ -7,7 +7,7 @@ seconds per tuple, and the gold operator's decisions (the labels) and its second
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -68,6 +68,26 @@ class PlanProblem:
     def labels(self) -> np.ndarray:
         """(tuples,) whether a tuple belongs in the result: every filter's gold operator says yes."""
         return np.logical_and.reduce([f.labels for f in self.filters])
+
+    def subset(self, tuples: np.ndarray) -> PlanProblem:
+        """The same problem on some of the sample's tuples (the sample fraction of the table is unchanged)."""
+        filters = tuple(replace(f, scores=f.scores[:, tuples], labels=f.labels[tuples]) for f in self.filters)
+        return replace(self, filters=filters)
+
+    def split(self, certify_fraction: float, seed: int) -> tuple[PlanProblem, PlanProblem]:
+        """(tune, certify): disjoint random parts of the sample; thresholds fit on one, bounds come from the other.
+
+        Bounds computed on the tuples the thresholds were fit to are optimistic (the cheapest plan that just
+        clears the bound on those tuples is, more often than alpha allows, below it on the rest of the table).
+        """
+        if not 0.0 <= certify_fraction < 1.0:
+            raise OptimizerError(f"certify fraction {certify_fraction} is outside [0, 1)")
+        n = self.n_tuples
+        size = round(certify_fraction * n)
+        if size == 0 or size == n:
+            return self, self
+        order = np.random.default_rng(seed).permutation(n)
+        return self.subset(np.sort(order[size:])), self.subset(np.sort(order[:size]))
 
 
 def filter_sample(

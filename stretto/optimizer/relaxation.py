@@ -35,7 +35,8 @@ class SampleTensors:
     order: list[int]  # filter order used for the short-circuit cost (most selective first)
 
     @classmethod
-    def of(cls, problem: PlanProblem) -> SampleTensors:
+    def of(cls, problem: PlanProblem, like: SampleTensors | None = None) -> SampleTensors:
+        """`like`: reuse another part's standardisation and filter order, so the same parameters mean the same plan."""
         n_filters, n = len(problem.filters), problem.n_tuples
         slots = max(1, max(len(f.candidates) for f in problem.filters))
         scores = np.zeros((n_filters, slots, n))
@@ -49,6 +50,12 @@ class SampleTensors:
                 scores[i, :m] = (f.scores - mean[i, :m, None]) / std[i, :m, None]
                 valid[i, :m], costs[i, :m] = 1.0, f.costs
         order = sorted(range(n_filters), key=lambda i: problem.filters[i].pass_rate)
+        if like is not None:
+            mean, std, order = like.mean, like.std, like.order
+            scores = np.zeros_like(scores)
+            for i, f in enumerate(problem.filters):
+                m = len(f.candidates)
+                scores[i, :m] = (f.scores - mean[i, :m, None]) / std[i, :m, None]
         return cls(
             scores=torch.tensor(scores, dtype=DTYPE),
             valid=torch.tensor(valid, dtype=DTYPE),
