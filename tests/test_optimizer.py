@@ -75,7 +75,7 @@ def test_optimizer_is_deterministic_and_its_bounds_come_from_the_held_out_tuples
     )
     assert precision == pytest.approx(a.precision_lower, abs=1e-5) and precision >= 0.7
     assert recall == pytest.approx(a.recall_lower, abs=1e-5) and recall >= 0.7
-    with pytest.raises(OptimizerError, match="certify fraction 1.5"):
+    with pytest.raises(OptimizerError, match=r"certify fraction 1\.5"):
         problem.split(1.5, 0)
 
 
