@@ -93,7 +93,7 @@ def run_optimized(cfg: DictConfig) -> dict[str, Any]:
         "fallback": float(run.plan.fallback),
     }
     for identity, tuples in run.execution.tuples_per_operator().items():
-        metrics[f"tuples.{identity}"] = tuples
+        metrics[f"tuples.{identity.replace('@', ':')}"] = tuples  # MLflow names allow no @
     if silver is not None:
         metrics["gold_only_seconds"] = gold_only_seconds(table, query, source, spec, silver)
         metrics |= check_targets(run.execution.kept, silver, human, targets).as_dict()
