@@ -65,3 +65,18 @@ def test_label_truth_is_case_insensitive_string_match():
     truth = LabelSpec("sentiment", "positive").truth(_table().df)
     assert truth.tolist() == [True, False]
     assert SemFilter.of("{reviewtext} x").label is None
+
+
+def test_workload_conjunctions_and_bad_specs():
+    from stretto.plan.workload import Workload
+
+    w = Workload.of(
+        {"dataset": "movie", "table": "reviews", "filters": [{"template": f"{{reviewtext}} is {x}"} for x in "abcd"]}
+    )
+    queries = w.conjunctions([2, 3])
+    assert len(queries) == 6 + 4 and all(q.table == "reviews" for q in queries)
+    assert len({tuple(f.template.text for f in q.filters) for q in queries}) == 10
+    with pytest.raises(QueryError, match=r"query sizes \[5\] must lie in 1\.\.4"):
+        w.conjunctions([5])
+    with pytest.raises(QueryError, match="a workload needs 'table'"):
+        Workload.of({"dataset": "movie", "filters": []})
