@@ -90,8 +90,17 @@ def main() -> None:
                 systems += [("local", LocalOptimizer(GradientSettings(seed=seed)), spec)]
                 systems += [("no_compression", GradientOptimizer(GradientSettings(seed=seed)), nocomp)]
             for system, optimizer, family in systems:
+                replay = ReplayFamily(family, recording)
                 run = run_query(
-                    table, q, ReplayFamily(family, recording), family, targets, optimizer, seed=seed, progress=False
+                    table,
+                    q,
+                    replay,
+                    family,
+                    targets,
+                    optimizer,
+                    sample_fraction=args.fraction,
+                    seed=seed,
+                    progress=False,
                 )
                 check = check_targets(run.execution.kept, silver, human, targets)
                 rows.append(
