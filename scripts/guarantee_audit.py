@@ -9,6 +9,8 @@ For the first --cost-seeds runs per target it also runs LOCAL and the no-compres
 same sample and reports execution-time ratios; gold-only is the gold operator on every row.
 
     .venv/bin/python scripts/guarantee_audit.py --workload movie   # results/guarantee_audit.csv, optimizer_cost.csv
+    .venv/bin/python scripts/guarantee_audit.py --workload enron --fraction 0.3 --min-positives 10
+                                                     # results/guarantee_audit_enron.csv, optimizer_cost_enron.csv
 """
 
 from __future__ import annotations
@@ -34,14 +36,6 @@ from stretto.plan.workload import Workload
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = [(0.5, 0.5), (0.7, 0.7), (0.9, 0.9)]
-
-
-def merge_csv(path: Path, frame: pd.DataFrame, workload: str) -> None:
-    """Replace this workload's rows in a results file, keeping the other workloads' rows."""
-    if path.exists():
-        old = pd.read_csv(path)
-        frame = pd.concat([old[old["workload"] != workload], frame], ignore_index=True)
-    frame.to_csv(path, index=False)
 
 
 def main() -> None:
@@ -123,6 +117,7 @@ def main() -> None:
                     }
                 )
     runs = pd.DataFrame(rows)
+    suffix = "" if args.workload == "movie" else f"_{args.workload}"  # the movie audit is the reference one
     args.out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(args.out / f"guarantee_audit_runs_{args.workload}.csv", index=False)
 
@@ -141,7 +136,7 @@ def main() -> None:
     )
     audit.insert(2, "alpha", args.alpha)
     audit.insert(3, "workload", args.workload)
-    merge_csv(args.out / "guarantee_audit.csv", audit, args.workload)
+    audit.to_csv(args.out / f"guarantee_audit{suffix}.csv", index=False)
 
     paired = runs[runs.seed < args.cost_seeds].pivot_table(
         index=["target_p", "target_r", "seed"], columns="system", values="exec_seconds"
@@ -158,7 +153,7 @@ def main() -> None:
         }
     ).reset_index()
     cost.insert(2, "workload", args.workload)
-    merge_csv(args.out / "optimizer_cost.csv", cost, args.workload)
+    cost.to_csv(args.out / f"optimizer_cost{suffix}.csv", index=False)
     print(audit.to_string(index=False))
     print(cost.to_string(index=False))
     print(f"{len(runs)} runs in {time.perf_counter() - began:.0f} s")
