@@ -25,31 +25,25 @@ def test_live_family_profiles_optimizes_and_executes_on_real_models(tmp_path, qw
     family = LiveFamily(spec, cache_dir=tmp_path, loaded={"qwen-0.5b": qwen05})  # the session's model
     store = ProfileStore(tmp_path / "profiles")
     settings = GradientSettings(jobs=16, steps=40, refine_steps=20)
-    run = run_query(
-        table,
-        query,
-        family,
-        spec,
-        Targets(0.6, 0.6),
-        GradientOptimizer(settings),
-        sample_fraction=0.5,
-        store=store,
-        progress=False,
-    )
+
+    def answer():
+        return run_query(
+            table,
+            query,
+            family,
+            spec,
+            Targets(0.6, 0.6),
+            GradientOptimizer(settings),
+            sample_fraction=0.5,
+            store=store,
+            progress=False,
+        )
+
+    run = answer()
     assert len(run.sample) == 12 and run.profile_seconds > 0
     # the 12 unsampled rows were scored live; the sample's answers came from the profile
     assert sum(s.tuples for s in run.execution.stats if s.operator == run.plan.cascades[0].gold) <= 12
     assert run.execution.stats[0].tuples == 12 and run.execution.seconds > 0
-    again = run_query(
-        table,
-        query,
-        family,
-        spec,
-        Targets(0.6, 0.6),
-        GradientOptimizer(settings),
-        sample_fraction=0.5,
-        store=store,
-        progress=False,
-    )
+    again = answer()
     np.testing.assert_array_equal(run.execution.kept, again.execution.kept)  # profiles and caches reused
     assert len(list((tmp_path / "profiles").glob("*.parquet"))) == 2

@@ -109,11 +109,9 @@ def run_optimized(cfg: DictConfig) -> dict[str, Any]:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     summary = {"metrics": metrics, "run": run, "query": query, "targets": targets, "result_csv": result_csv}
     if cfg.tracking.enabled:
-        from stretto.experiment.tracking import log_run
+        from stretto.experiment.tracking import log_config_run
 
-        params = OmegaConf.to_container(cfg, resolve=True)
-        params.pop("paths", None)
-        summary["mlflow_run_id"] = log_run(cfg.tracking, params, metrics, [plan_yaml, result_csv])
+        summary["mlflow_run_id"] = log_config_run(cfg, metrics, [plan_yaml, result_csv])
     return summary
 
 

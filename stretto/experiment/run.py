@@ -157,11 +157,9 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     summary["result_csv"] = result_csv
 
     if cfg.tracking.enabled:
-        from stretto.experiment.tracking import log_run
+        from stretto.experiment.tracking import log_config_run
 
-        params = OmegaConf.to_container(cfg, resolve=True)
-        params.pop("paths", None)
-        summary["mlflow_run_id"] = log_run(cfg.tracking, params, metrics, [result_csv, scores_csv])
+        summary["mlflow_run_id"] = log_config_run(cfg, metrics, [result_csv, scores_csv])
     return summary
 
 

@@ -45,3 +45,12 @@ def log_run(
         for path in artifacts:
             mlflow.log_artifact(str(path))
         return run.info.run_id
+
+
+def log_config_run(cfg: Any, metrics: Mapping[str, float], artifacts: list[Path]) -> str:
+    """log_run with every config choice (the Hydra config, resolved, without machine paths) as params."""
+    from omegaconf import OmegaConf
+
+    params = OmegaConf.to_container(cfg, resolve=True)
+    params.pop("paths", None)
+    return log_run(cfg.tracking, params, metrics, artifacts)

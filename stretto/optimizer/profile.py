@@ -123,6 +123,14 @@ class Profile:
         return cls(records)
 
 
+def score_distinct(rows: pd.DataFrame, operator: CandidateOperator, *, progress: bool = True) -> Profile:
+    """The operator's answers on these rows, each distinct text scored once."""
+    keys = row_keys(rows, operator.template)
+    first = ~pd.Series(keys).duplicated().to_numpy()
+    scored = operator.score(rows[first], progress=progress)
+    return Profile.of_scores(keys[first], operator.template, operator.identity, scored)
+
+
 _DTYPES = (object, object, object, np.float32, np.float64, np.int64)
 
 
@@ -152,8 +160,6 @@ class ProfileStore:
                 return Profile.load(path)
             except ProfileError:
                 path.unlink()
-        first = ~pd.Series(keys).duplicated().to_numpy()
-        scored = operator.score(rows[first], progress=progress)
-        profile = Profile.of_scores(keys[first], operator.template, operator.identity, scored)
+        profile = score_distinct(rows, operator, progress=progress)
         profile.save(path)
         return profile

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from stretto.errors import OptimizerError
-from stretto.optimizer.profile import CandidateOperator, Profile, ProfileStore, row_keys
+from stretto.optimizer.profile import CandidateOperator, Profile, ProfileStore, row_keys, score_distinct
 from stretto.plan.template import Template
 
 
@@ -32,15 +32,8 @@ def profile_rows(
     """Every operator's answers on these rows (from the store when it has them; duplicates scored once)."""
     if rows.empty:
         raise OptimizerError("the profiling sample is empty")
-    parts = []
-    for op in operators:
-        if store is not None:
-            parts.append(store.scores(rows, op, progress=progress))
-            continue
-        keys = row_keys(rows, op.template)
-        first = ~pd.Series(keys).duplicated().to_numpy()
-        parts.append(Profile.of_scores(keys[first], op.template, op.identity, op.score(rows[first], progress=progress)))
-    return Profile.concat(parts)
+    score = store.scores if store is not None else score_distinct
+    return Profile.concat(score(rows, op, progress=progress) for op in operators)
 
 
 def sample_seconds(
