@@ -6,9 +6,12 @@ import numpy as np
 import pandas as pd
 
 from stretto.data.table import Table
+from stretto.engine import plan_problem, profile_query
 from stretto.operators.family import FamilySpec, ReplayFamily
 from stretto.optimizer.profile import Profile, row_keys
+from stretto.optimizer.sampling import profiling_sample
 from stretto.plan.query import Query
+from stretto.plan.targets import Targets
 from stretto.plan.template import Template
 
 FAMILY = {
@@ -54,3 +57,12 @@ def synthetic(n: int = 400, seed: int = 0, rates=(0.5, 0.6, 0.7)):
     recording = Profile(pd.concat(frames, ignore_index=True))
     query = Query.of("docs", [{"template": t} for t in TEMPLATES])
     return table, query, spec, ReplayFamily(spec, recording), recording
+
+
+def problem_for(n_filters=2, targets=None, fraction=0.25, seed=0):
+    targets = targets or Targets(0.7, 0.7, 0.95)
+    table, query, spec, source, _ = synthetic()
+    query = Query(query.table, query.filters[:n_filters])
+    sample = profiling_sample(len(table), fraction, seed)
+    profile = profile_query(table, query, source, spec, sample=sample, progress=False)
+    return plan_problem(table, query, spec, profile, sample, targets), table, query, spec, source, sample, profile

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from optimizer_fixtures import synthetic
+from optimizer_fixtures import problem_for, synthetic
 
-from stretto.engine import plan_problem, profile_query, run_query
+from stretto.engine import run_query
 from stretto.errors import OptimizerError, ProfileError, QueryError
 from stretto.evaluation.plan_quality import check_targets, silver_decisions
 from stretto.execution.cascade_executor import execute_plan
@@ -24,15 +24,6 @@ from stretto.plan.query import Query
 from stretto.plan.targets import Targets
 
 FAST = GradientSettings(jobs=32, steps=80, refine_steps=40)
-
-
-def problem_for(n_filters=2, targets=None, fraction=0.25, seed=0):
-    targets = targets or Targets(0.7, 0.7, 0.95)
-    table, query, spec, source, _ = synthetic()
-    query = Query(query.table, query.filters[:n_filters])
-    sample = profiling_sample(len(table), fraction, seed)
-    profile = profile_query(table, query, source, spec, sample=sample, progress=False)
-    return plan_problem(table, query, spec, profile, sample, targets), table, query, spec, source, sample, profile
 
 
 def test_relaxation_at_zero_temperature_is_the_hard_cascade_and_the_executor():

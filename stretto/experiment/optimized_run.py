@@ -14,26 +14,15 @@ import numpy as np
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from stretto.engine import Optimizer, run_query
+from stretto.engine import run_query
 from stretto.errors import ProfileError, QueryError
 from stretto.evaluation.plan_quality import check_targets, gold_only_seconds, human_decisions, silver_decisions
 from stretto.execution.cascade_executor import OperatorSource
 from stretto.experiment.run import configured_query
+from stretto.experiment.systems import make_optimizer
 from stretto.operators.family import FamilySpec, LiveFamily, ReplayFamily
-from stretto.optimizer.ablations import LocalOptimizer, ShiftBudgetOptimizer
-from stretto.optimizer.gradient import GradientOptimizer, GradientSettings
 from stretto.optimizer.profile import Profile, ProfileStore
 from stretto.plan.targets import Targets
-
-SYSTEMS = {"stretto": GradientOptimizer, "local": LocalOptimizer, "shift_budget": ShiftBudgetOptimizer}
-
-
-def make_optimizer(config: DictConfig) -> Optimizer:
-    settings = {k: v for k, v in OmegaConf.to_container(config, resolve=True).items() if k != "name"}
-    if config.name not in SYSTEMS:
-        raise QueryError(f"unknown optimizer '{config.name}'; choose one of {sorted(SYSTEMS)} (or none)")
-    return SYSTEMS[config.name](GradientSettings(**settings))
-
 
 def make_source(cfg: DictConfig, spec: FamilySpec) -> OperatorSource:
     if cfg.backend.name == "replay":

@@ -12,38 +12,23 @@ from __future__ import annotations
 import itertools
 from functools import cache
 
-import torch
-
 from stretto.optimizer.gradient import GradientOptimizer, GradientSettings
-from stretto.optimizer.guarantees import lower_bound
 from stretto.optimizer.physical_plan import PhysicalPlan
 from stretto.optimizer.problem import PlanProblem
-from stretto.optimizer.reorder import best_order
-from stretto.optimizer.simulate import simulate
+from stretto.optimizer.simulate import plan_on_sample
 from stretto.plan.targets import Targets
 
 
-def _share_targets(targets: Targets, share: float, n: int) -> Targets:
+def share_targets(targets: Targets, share: float, n: int) -> Targets:
     return Targets(targets.precision**share, targets.recall**share, targets.alpha ** (1.0 / n))
 
 
 def combine(problem: PlanProblem, parts: list[PhysicalPlan], system: str) -> PhysicalPlan:
     """Per-cascade plans as one plan: ordered by the DP, costed and bounded on the sample."""
-    cascades = {c.template: c for p in parts for c in p.cascades}
-    merged = PhysicalPlan(tuple(cascades[f.template] for f in problem.filters), 0.0, 0.0, 0.0, 0.0, system=system)
-    run = simulate(problem, merged)
-    order, cost = best_order(run.keep, run.seconds)
-    alpha = problem.targets.alpha
-    precision = float(lower_bound(torch.tensor(run.tp), torch.tensor(run.fp), alpha))
-    recall_rest = float(lower_bound(torch.tensor(run.tp), torch.tensor(run.fn), alpha))
-    f = problem.sample_fraction
-    return PhysicalPlan(
-        tuple(merged.cascades[i] for i in order),
-        precision,
-        f + (1 - f) * recall_rest,
-        cost,
-        max(p.gold_cost_per_tuple for p in parts),
-        system=system,
+    return plan_on_sample(
+        problem,
+        [c for p in parts for c in p.cascades],
+        system,
         fallback=all(p.fallback for p in parts),
         notes={"shares": [p.notes.get("share") for p in parts]},
     )
@@ -57,7 +42,7 @@ class LocalOptimizer:
 
     def tune(self, problem: PlanProblem, i: int, share: float) -> PhysicalPlan:
         n = len(problem.filters)
-        sub = PlanProblem((problem.filters[i],), _share_targets(problem.targets, share, n), problem.sample_fraction)
+        sub = PlanProblem((problem.filters[i],), share_targets(problem.targets, share, n), problem.sample_fraction)
         plan = self.inner.optimize(sub)
         plan.notes["share"] = share
         return plan

@@ -7,11 +7,15 @@ tests to pin the relaxation's tau -> 0 limit. Forcing fractions count as their e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import torch
 
+from stretto.optimizer.guarantees import lower_bound
 from stretto.optimizer.physical_plan import DISCARD, KEEP, UNSURE, Cascade, PhysicalPlan, decide
 from stretto.optimizer.problem import FilterSample, PlanProblem
+from stretto.optimizer.reorder import best_order
 
 
 def run_cascade(f: FilterSample, cascade: Cascade) -> tuple[np.ndarray, np.ndarray]:
@@ -52,4 +56,37 @@ def simulate(problem: PlanProblem, plan: PhysicalPlan) -> SampleRun:
         float((in_result * belongs).sum()),
         float((in_result * (1 - belongs)).sum()),
         float(((1 - in_result) * belongs).sum()),
+    )
+
+
+def plan_on_sample(
+    problem: PlanProblem,
+    cascades: list[Cascade],
+    system: str,
+    *,
+    fallback: bool = False,
+    notes: dict[str, Any] | None = None,
+) -> PhysicalPlan:
+    """Cascades tuned by any method as one plan: ordered by the DP, costed and bounded on the whole sample.
+
+    The bounds recorded here are Stretto's (Beta, alpha of the targets) on the sample the plan was tuned on:
+    a common yardstick for the plan files, not the guarantee the system itself claims.
+    """
+    by_template = {c.template: c for c in cascades}
+    ordered = tuple(by_template[f.template] for f in problem.filters)
+    run = simulate(problem, PhysicalPlan(ordered, 0.0, 0.0, 0.0, 0.0, system=system))
+    order, cost = best_order(run.keep, run.seconds)
+    gold = simulate(problem, PhysicalPlan(tuple(Cascade.gold_only(c.template, c.gold) for c in ordered), 0, 0, 0, 0))
+    alpha, f = problem.targets.alpha, problem.sample_fraction
+    precision = float(lower_bound(torch.tensor(run.tp), torch.tensor(run.fp), alpha))
+    recall_rest = float(lower_bound(torch.tensor(run.tp), torch.tensor(run.fn), alpha))
+    return PhysicalPlan(
+        tuple(ordered[i] for i in order),
+        precision,
+        f + (1 - f) * recall_rest,
+        cost,
+        best_order(gold.keep, gold.seconds)[1],
+        system=system,
+        fallback=fallback,
+        notes=notes or {},
     )

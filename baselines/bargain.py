@@ -1,0 +1,93 @@
+"""BARGAIN: the real `bargain` package's precision-and-recall procedure (BARGAIN_PR), per filter.
+
+BARGAIN_PR orders records by proxy score and, with betting-based finite-sample bounds, finds a rejection
+index t_R (recall) and an acceptance index t_P (precision); records in between go to the oracle. We feed it
+the profiled sample (proxy: the chosen candidate's scores; oracle: the gold operator's recorded decisions),
+read its two indices off the fitted object and turn them into score thresholds for the whole table.
+BARGAIN_PR has one target for both: max(T_P, T_R), split per filter like LOCAL's; delta = 1 - alpha^(1/n).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from BARGAIN import BARGAIN_PR, Oracle, Proxy
+
+from baselines.proxy import per_filter_targets, proxy_index
+from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step
+from stretto.optimizer.problem import PlanProblem
+from stretto.optimizer.simulate import plan_on_sample
+
+
+@dataclass(frozen=True)
+class BargainSettings:
+    proxy: str | None = None  # candidate operator used as the proxy (default: small model, full cache)
+    window: int = 50  # W: sliding window of the precision search
+    thresholds: int = 20  # M: thresholds of the fallback precision search
+    sample_step: int = 10  # oracle labels per batch
+    seed: int = 0
+
+
+class _RecordedProxy(Proxy):
+    """Records are sample positions; the score is the rank of the recorded log-odds (only the order matters)."""
+
+    def __init__(self, scores: np.ndarray) -> None:
+        super().__init__(verbose=False, max_workers=1)
+        self.rank = np.argsort(np.argsort(scores, kind="stable"), kind="stable")
+        self.n = len(scores)
+
+    def proxy_func(self, input: str) -> tuple[Any, float]:
+        return 1, (self.rank[int(input)] + 0.5) / self.n
+
+
+class _RecordedOracle(Oracle):
+    def __init__(self, labels: np.ndarray) -> None:
+        super().__init__(verbose=False, max_workers=1)
+        self.labels = labels
+
+    def oracle_func(self, input: str, proxy_output: Any) -> tuple[bool, Any]:
+        label = int(self.labels[int(input)])
+        return label == proxy_output, label
+
+
+def thresholds(
+    scores: np.ndarray, labels: np.ndarray, target: float, delta: float, s: BargainSettings
+) -> tuple[float, float, int, int]:
+    """(lower, upper, t_R, t_P): discard below the t_R-th smallest score, keep from the t_P-th on."""
+    run = BARGAIN_PR(
+        _RecordedProxy(scores),
+        _RecordedOracle(labels),
+        delta=delta,
+        target=target,
+        W=s.window,
+        M=s.thresholds,
+        sample_step=s.sample_step,
+        verbose=False,
+        seed=s.seed,
+    )
+    run.process([str(i) for i in range(len(scores))])
+    ordered = np.sort(scores, kind="stable")
+    lower = float(ordered[run.t_R_]) if run.t_R_ < len(ordered) else math.inf
+    upper = float(np.nextafter(ordered[run.t_P_], -math.inf)) if run.t_P_ < len(ordered) else math.inf
+    return min(lower, upper), upper, int(run.t_R_), int(run.t_P_)
+
+
+class BargainOptimizer:
+    name = "bargain"
+
+    def __init__(self, settings: BargainSettings | None = None) -> None:
+        self.settings = settings or BargainSettings()
+
+    def optimize(self, problem: PlanProblem) -> PhysicalPlan:
+        split = per_filter_targets(problem.targets, len(problem.filters))
+        target = max(split.precision, split.recall)
+        cascades, notes = [], {}
+        for f in problem.filters:
+            i = proxy_index(f, self.settings.proxy)
+            lower, upper, t_r, t_p = thresholds(f.scores[i], f.labels, target, 1 - split.alpha, self.settings)
+            cascades.append(Cascade(f.template, (Step(f.candidates[i], lower, upper),), f.gold))
+            notes[f.template] = {"t_R": t_r, "t_P": t_p, "sample": len(f.labels)}
+        return plan_on_sample(problem, cascades, self.name, notes=notes)

@@ -1,0 +1,24 @@
+"""Gold-only: the gold operator answers every filter (the quality reference and the cost to beat)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stretto.optimizer.physical_plan import Cascade, PhysicalPlan
+from stretto.optimizer.problem import PlanProblem
+from stretto.optimizer.simulate import plan_on_sample
+
+
+@dataclass(frozen=True)
+class GoldOnlySettings:
+    pass
+
+
+class GoldOnlyOptimizer:
+    name = "gold_only"
+
+    def __init__(self, settings: GoldOnlySettings | None = None) -> None:
+        self.settings = settings or GoldOnlySettings()
+
+    def optimize(self, problem: PlanProblem) -> PhysicalPlan:
+        return plan_on_sample(problem, [Cascade.gold_only(f.template, f.gold) for f in problem.filters], self.name)

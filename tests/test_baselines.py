@@ -1,0 +1,125 @@
+"""Baselines: threshold procedures on worked examples, and plans that run on the same profiles as Stretto."""
+
+import numpy as np
+import pytest
+from optimizer_fixtures import problem_for
+
+from baselines.abacus import AbacusOptimizer, _rates
+from baselines.bargain import BargainOptimizer, BargainSettings, thresholds
+from baselines.gold_only import GoldOnlyOptimizer
+from baselines.lotus import LotusOptimizer, calibrate, learn_thresholds, quantile_edges, raw_thresholds
+from baselines.proxy import proxy_index
+from stretto.errors import OptimizerError, QueryError
+from stretto.evaluation.plan_quality import check_targets, silver_decisions
+from stretto.execution.cascade_executor import execute_plan
+from stretto.experiment.systems import SYSTEMS, make_optimizer
+from stretto.optimizer.physical_plan import DISCARD, KEEP, UNSURE, decide
+from stretto.optimizer.simulate import simulate
+from stretto.plan.targets import Targets
+
+# A worked example, and what lotus-ai 1.2.4's own learn_cascade_thresholds / calibrate_llm_logprobs return on it
+# (computed in a separate virtualenv with the real package, which cannot share ours: see baselines/lotus.py).
+SCORES = [0.625, 0.897, 0.776, 0.225, 0.3, 0.874, 0.005, 0.821, 0.797, 0.468, 0.303, 0.278, 0.255, 0.445,
+          0.505, 0.553, 0.996, 0.793, 0.622, 0.989, 0.215, 0.16, 0.613, 0.044, 0.036, 0.515, 0.466, 0.917,
+          0.629, 0.514, 0.497, 0.248, 0.012, 0.192, 0.692, 0.201, 0.37, 0.004, 0.83, 0.154]  # fmt: skip
+LABELS = [1, 1, 1, 0, 0, 1, 0, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0, 1, 1, 1, 0, 1, 0, 0, 0, 0, 1,
+          0, 0, 0, 1, 1]  # fmt: skip
+CORRECTION = [0.692, 1.428, 1.052, 0.681, 1.384, 1.142, 1.07, 0.876, 0.911, 0.739, 0.538, 1.376, 0.968, 1.048,
+              0.822, 1.251, 0.525, 0.872, 0.53, 0.623, 1.467, 1.158, 0.928, 1.024, 1.373, 0.844, 1.09, 1.184,
+              0.855, 1.019, 1.265, 1.409, 0.651, 1.433, 0.505, 1.253, 1.311, 0.637, 0.919, 1.315]  # fmt: skip
+CALIBRATED_10 = [0.6, 0.9, 0.7, 0.2, 0.3, 0.8, 0.0, 0.8, 0.8, 0.4, 0.3, 0.3, 0.3, 0.4, 0.5, 0.6, 1.0, 0.7, 0.6, 0.9,
+                 0.2, 0.1, 0.6, 0.1, 0.0, 0.5, 0.4, 0.9, 0.7, 0.5, 0.5, 0.2, 0.0, 0.1, 0.7, 0.2, 0.4, 0.0, 0.8,
+                 0.1]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("correction", "precision", "recall", "delta", "expected"),
+    [
+        (np.ones(40), 0.8, 0.8, 0.2, (0.692, 0.248)),
+        (np.array(CORRECTION), 0.8, 0.8, 0.2, (0.692, 0.044)),
+        (np.array(CORRECTION), 0.6, 0.9, 0.05, (0.625, 0.044)),
+    ],
+)
+def test_lotus_thresholds_match_lotus_ai_on_the_worked_example(correction, precision, recall, delta, expected):
+    got = learn_thresholds(np.array(SCORES), np.array(LABELS), correction, precision, recall, delta)
+    assert got == pytest.approx(expected)
+
+
+def test_lotus_calibration_matches_lotus_ai():
+    scores = np.array(SCORES)
+    np.testing.assert_allclose(calibrate(scores, quantile_edges(scores, 10)), CALIBRATED_10)
+
+
+def test_lotus_raw_thresholds_reproduce_its_decisions_on_calibrated_scores():
+    rng = np.random.default_rng(1)
+    sample, table = rng.normal(size=150), rng.normal(size=2000)
+    edges = quantile_edges(sample, 50)
+    calibrated = calibrate(table, edges)
+    for tau_pos, tau_neg in [(0.7, 0.3), (1.0, 0.0), (0.5, 0.5), (0.62, 0.62), (0.98, 0.02)]:
+        lower, upper = raw_thresholds(edges, tau_pos, tau_neg)
+        lotus = np.where(calibrated >= tau_pos, KEEP, np.where(calibrated <= tau_neg, DISCARD, UNSURE))
+        np.testing.assert_array_equal(decide(table, lower, upper), lotus)
+
+
+def test_bargain_thresholds_come_from_the_real_package_and_order_correctly():
+    rng = np.random.default_rng(0)
+    labels = rng.random(400) < 0.4
+    scores = np.where(labels, 1.0, -1.0) * 1.5 + rng.normal(size=400)
+    lower, upper, t_r, t_p = thresholds(scores, labels, 0.8, 0.1, BargainSettings())
+    assert 0 <= t_r <= t_p <= 400
+    assert lower <= upper
+    ordered = np.sort(scores)
+    assert (scores < lower).sum() == t_r  # exactly the t_R lowest-scored records are rejected
+    assert (scores > upper).sum() == 400 - t_p  # and the top n - t_P accepted
+    kept = (scores > upper) | ((scores >= lower) & labels)
+    precision, recall = labels[kept].mean(), kept[labels].mean()
+    assert precision >= 0.8 and recall >= 0.8, (precision, recall, ordered[t_r])
+
+
+def test_abacus_meets_the_targets_as_point_estimates_on_the_sample():
+    problem, *_ = problem_for(n_filters=2, targets=Targets(0.8, 0.8, 0.95))
+    plan = AbacusOptimizer().optimize(problem)
+    run = simulate(problem, plan)
+    precision, recall = _rates(run.keep.prod(axis=0), problem.labels.astype(float))
+    assert precision >= 0.8 and recall >= 0.8
+    assert not plan.fallback and plan.cost_per_tuple < plan.gold_cost_per_tuple  # the fixture's proxies are useful
+
+
+def test_every_system_runs_on_the_same_profile_and_gold_only_is_exact():
+    problem, table, query, spec, source, sample, profile = problem_for(n_filters=2)
+    silver = silver_decisions(table, query, source, spec)
+    seconds = {}
+    for name in SYSTEMS:
+        plan = make_optimizer({"name": name}).optimize(problem)
+        assert plan.system == name and len(plan.cascades) == 2
+        run = execute_plan(table, plan, source, sample=sample, profile=profile, seed=0, progress=False)
+        seconds[name] = run.seconds
+        if name == "gold_only":
+            check = check_targets(run.kept, silver, None, problem.targets)
+            assert check.silver.precision == 1.0 and check.silver.recall == 1.0
+    assert seconds["lotus"] < seconds["gold_only"] and seconds["stretto"] < seconds["gold_only"]
+
+
+def test_gold_only_plan_costs_what_gold_costs():
+    problem, *_ = problem_for(n_filters=3)
+    plan = GoldOnlyOptimizer().optimize(problem)
+    assert all(not c.steps for c in plan.cascades)
+    assert plan.cost_per_tuple == pytest.approx(plan.gold_cost_per_tuple)
+
+
+def test_lotus_uses_the_named_proxy_and_rejects_an_ambiguous_one():
+    problem, *_ = problem_for(n_filters=1)
+    f = problem.filters[0]
+    assert f.candidates[proxy_index(f, None)].endswith("/none@0.00")
+    plan = LotusOptimizer(make_optimizer({"name": "lotus", "proxy": "knorm"}).settings).optimize(problem)
+    assert "knorm" in plan.cascades[0].steps[0].operator
+    with pytest.raises(OptimizerError, match="matches 2 of the candidate operators"):
+        proxy_index(f, "qwen")
+
+
+def test_unknown_system_or_setting_is_a_clear_error():
+    with pytest.raises(QueryError, match="unknown optimizer 'lotsu'"):
+        make_optimizer({"name": "lotsu"})
+    with pytest.raises(QueryError, match="optimizer 'bargain'.*windw"):
+        make_optimizer({"name": "bargain", "windw": 3})
+    assert isinstance(make_optimizer({"name": "bargain", "window": 30}), BargainOptimizer)
