@@ -120,6 +120,6 @@ def test_lotus_uses_the_named_proxy_and_rejects_an_ambiguous_one():
 def test_unknown_system_or_setting_is_a_clear_error():
     with pytest.raises(QueryError, match="unknown optimizer 'lotsu'"):
         make_optimizer({"name": "lotsu"})
-    with pytest.raises(QueryError, match="optimizer 'bargain'.*windw"):
+    with pytest.raises(QueryError, match=r"optimizer 'bargain'.*windw"):
         make_optimizer({"name": "bargain", "windw": 3})
     assert isinstance(make_optimizer({"name": "bargain", "window": 30}), BargainOptimizer)

@@ -15,7 +15,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from stretto.engine import run_query
-from stretto.errors import ProfileError, QueryError
+from stretto.errors import ProfileError
 from stretto.evaluation.plan_quality import check_targets, gold_only_seconds, human_decisions, silver_decisions
 from stretto.execution.cascade_executor import OperatorSource
 from stretto.experiment.run import configured_query
@@ -23,6 +23,7 @@ from stretto.experiment.systems import make_optimizer
 from stretto.operators.family import FamilySpec, LiveFamily, ReplayFamily
 from stretto.optimizer.profile import Profile, ProfileStore
 from stretto.plan.targets import Targets
+
 
 def make_source(cfg: DictConfig, spec: FamilySpec) -> OperatorSource:
     if cfg.backend.name == "replay":
