@@ -33,6 +33,7 @@ class QueryRun:
     execution: PlanExecution
     sample: np.ndarray  # row positions of the profiling sample
     profile: Profile
+    problem: PlanProblem  # what the optimizer saw
     profile_seconds: float  # operator seconds spent on the sample (all candidates and gold)
     optimize_seconds: float  # wall time of the optimizer
 
@@ -91,4 +92,4 @@ def run_query(
     execution = execute_plan(table, plan, source, sample=sample, profile=profile, seed=seed, progress=progress)
     templates = [f.template for f in query.filters]
     spent = sample_seconds(profile, table.df.iloc[sample], templates, family.identities)
-    return QueryRun(plan, execution, sample, profile, spent, optimize_seconds)
+    return QueryRun(plan, execution, sample, profile, problem, spent, optimize_seconds)

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from stretto.data.table import Table
-from stretto.evaluation.metrics import Quality, quality
+from stretto.evaluation.metrics import Quality, auc, quality
 from stretto.execution.cascade_executor import OperatorSource
 from stretto.operators.family import FamilySpec
+from stretto.optimizer.problem import PlanProblem
 from stretto.optimizer.reorder import best_order
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
@@ -72,3 +73,16 @@ def check_targets(kept: np.ndarray, silver: np.ndarray, human: np.ndarray | None
         targets.met(vs_silver.precision, vs_silver.recall),
         targets.met(vs_human.precision, vs_human.recall) if vs_human is not None else None,
     )
+
+
+def operator_frontier(problem: PlanProblem) -> dict[str, tuple[float, float]]:
+    """Per cheap operator: (seconds per tuple, AUC against the gold operator) on the sample, averaged over
+    the query's filters (AUC over those where both answers occur): the points of the KV-variant frontier."""
+    points: dict[str, tuple[list[float], list[float]]] = {}
+    for f in problem.filters:
+        for op, scores, cost in zip(f.candidates, f.scores, f.costs, strict=True):
+            seconds, aucs = points.setdefault(op, ([], []))
+            seconds.append(float(cost))
+            aucs.append(auc(scores, f.labels))
+    return {op: (float(np.mean(s)), float(np.nanmean(a)) if not np.isnan(a).all() else float("nan"))
+            for op, (s, a) in points.items()}  # fmt: skip

@@ -37,8 +37,10 @@ log = logging.getLogger("stretto")
 def run_app(cfg: DictConfig) -> None:
     if cfg.optimizer.name != "none":
         from stretto.experiment.optimized_run import format_optimized, run_optimized
+        from stretto.experiment.sweep import run_cell
+        from stretto.experiment.systems import system_label
 
-        _guarded(lambda: format_optimized(run_optimized(cfg), cfg))
+        _guarded(lambda: format_optimized(run_cell(cfg, run_optimized, system_label(cfg)), cfg))
         return
     from stretto.experiment.run import format_summary, run_job
 

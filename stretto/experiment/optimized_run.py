@@ -16,13 +16,24 @@ from omegaconf import DictConfig, OmegaConf
 
 from stretto.engine import run_query
 from stretto.errors import ProfileError
-from stretto.evaluation.plan_quality import check_targets, gold_only_seconds, human_decisions, silver_decisions
+from stretto.evaluation.plan_quality import (
+    check_targets,
+    gold_only_seconds,
+    human_decisions,
+    operator_frontier,
+    silver_decisions,
+)
 from stretto.execution.cascade_executor import OperatorSource
 from stretto.experiment.run import configured_query
 from stretto.experiment.systems import make_optimizer
 from stretto.operators.family import FamilySpec, LiveFamily, ReplayFamily
 from stretto.optimizer.profile import Profile, ProfileStore
 from stretto.plan.targets import Targets
+
+
+def metric_name(identity: str) -> str:
+    """An operator identity as an MLflow metric name (which allows no '@')."""
+    return identity.replace("@", ":")
 
 
 def make_source(cfg: DictConfig, spec: FamilySpec) -> OperatorSource:
@@ -43,7 +54,9 @@ def make_source(cfg: DictConfig, spec: FamilySpec) -> OperatorSource:
     )
 
 
-def run_optimized(cfg: DictConfig) -> dict[str, Any]:
+def run_optimized(
+    cfg: DictConfig, *, parent_run_id: str | None = None, tags: dict[str, str] | None = None
+) -> dict[str, Any]:
     targets = Targets(**cfg.targets)
     optimizer = make_optimizer(cfg.optimizer)
     query, table = configured_query(cfg)
@@ -83,7 +96,10 @@ def run_optimized(cfg: DictConfig) -> dict[str, Any]:
         "fallback": float(run.plan.fallback),
     }
     for identity, tuples in run.execution.tuples_per_operator().items():
-        metrics[f"tuples.{identity.replace('@', ':')}"] = tuples  # MLflow names allow no @
+        metrics[f"tuples.{metric_name(identity)}"] = tuples
+    for identity, (seconds, auc) in operator_frontier(run.problem).items():
+        metrics[f"operator.{metric_name(identity)}.seconds"] = seconds  # the KV-variant frontier's points
+        metrics[f"operator.{metric_name(identity)}.auc"] = auc
     if silver is not None:
         metrics["gold_only_seconds"] = gold_only_seconds(table, query, source, spec, silver)
         metrics |= check_targets(run.execution.kept, silver, human, targets).as_dict()
@@ -101,14 +117,18 @@ def run_optimized(cfg: DictConfig) -> dict[str, Any]:
     if cfg.tracking.enabled:
         from stretto.experiment.tracking import log_config_run
 
-        summary["mlflow_run_id"] = log_config_run(cfg, metrics, [plan_yaml, result_csv])
+        summary["mlflow_run_id"] = log_config_run(
+            cfg, metrics, [plan_yaml, result_csv], parent_run_id=parent_run_id, tags=tags
+        )
     return summary
 
 
 def format_optimized(summary: dict[str, Any], cfg: DictConfig) -> str:
+    if "skipped" in summary:
+        return f"cell {summary['cell']} of sweep '{summary['sweep']}' finished before (MLflow run {summary['skipped']}): skipped"
     m, run, targets = summary["metrics"], summary["run"], summary["targets"]
     lines = [
-        f"Stretto ({cfg.optimizer.name}, backend {cfg.backend.name}): {len(summary['query'].filters)} filter(s), "
+        f"{cfg.optimizer.name} (backend {cfg.backend.name}): {len(summary['query'].filters)} filter(s), "
         f"targets precision >= {targets.precision}, recall >= {targets.recall} at alpha {targets.alpha}",
         run.plan.describe(),
         f"  rows in / out     {m['rows_in']} / {m['rows_out']}",

@@ -26,7 +26,9 @@ from stretto.kvcache.store import KVStore
 from stretto.kvcache.variant import KVVariant
 from stretto.operators.llm_filter import LLMFilter
 from stretto.plan.query import Query
+from stretto.plan.query_generator import generated_query
 from stretto.plan.targets import Targets
+from stretto.plan.workload import Workload
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,17 @@ def load_table(dataset: DictConfig, table_name: str | None) -> Table:
 
 def configured_query(cfg: DictConfig) -> tuple[Query, Table]:
     """The configured query and the table it runs on, checked against each other (no model needed)."""
-    filters = Query.of(cfg.query.table, OmegaConf.to_container(cfg.query.filters, resolve=True)).filters
+    if cfg.query.get("generated"):
+        workload = Workload.of(OmegaConf.to_container(cfg.workload, resolve=True))
+        if cfg.dataset.get("name") != workload.dataset:
+            raise QueryError(
+                f"workload '{workload.dataset}' draws its queries from dataset '{workload.dataset}', "
+                f"but dataset={cfg.dataset.get('name') or cfg.dataset.get('path')}: set both"
+            )
+        q = cfg.query
+        filters = generated_query(workload, list(q.filters), q.count, q.seed, q.index).filters
+    else:
+        filters = Query.of(cfg.query.table, OmegaConf.to_container(cfg.query.filters, resolve=True)).filters
     table = load_table(cfg.dataset, cfg.query.table)
     query = Query(table.name, filters)
     query.check(table)

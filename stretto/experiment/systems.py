@@ -37,3 +37,24 @@ def make_optimizer(config: DictConfig | dict[str, Any]) -> Optimizer:
         return optimizer(settings_type(**settings))
     except TypeError as err:
         raise QueryError(f"optimizer '{name}': {err}") from None
+
+
+# The systems of a comparison, as config overrides. A system is an optimizer on an operator family: the
+# no-compression ablation is Stretto's optimizer on the family without KV compression.
+COMPARED = ("stretto", "local", "no_compression", "lotus", "bargain", "abacus", "gold_only")
+
+
+def system_overrides(system: str) -> list[str]:
+    if system == "no_compression":
+        return ["optimizer=stretto", "family=no_compression"]
+    if system not in SYSTEMS:
+        raise QueryError(f"unknown system '{system}'; choose from {[*SYSTEMS, 'no_compression']}")
+    return [f"optimizer={system}", "family=default"]
+
+
+def system_label(cfg: DictConfig) -> str:
+    """The name a comparison shows for a configured run: its optimizer, or the family when that is the ablation."""
+    family = cfg.family.get("name", "default")
+    if family == "default":
+        return str(cfg.optimizer.name)
+    return family if cfg.optimizer.name == "stretto" else f"{cfg.optimizer.name}+{family}"

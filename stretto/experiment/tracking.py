@@ -22,24 +22,41 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def log_run(
-    tracking: Mapping[str, Any],
-    params: Mapping[str, Any],
-    metrics: Mapping[str, float],
-    artifacts: list[Path],
-) -> str:
-    """Record one finished run in the configured MLflow store and return its run id."""
+def experiment_id(tracking: Mapping[str, Any]) -> str:
+    """The configured MLflow experiment (created on first use, artifacts beside the store)."""
     import mlflow  # the engine never imports MLflow; only the harness does, and only when tracking
 
     mlflow.set_tracking_uri(tracking["uri"])
     name = tracking["experiment"]
     experiment = mlflow.get_experiment_by_name(name)
-    if experiment is None:
-        location = Path(tracking["artifact_location"]).resolve().as_uri()
-        experiment_id = mlflow.create_experiment(name, artifact_location=location)
-    else:
-        experiment_id = experiment.experiment_id
-    with mlflow.start_run(experiment_id=experiment_id, run_name=tracking.get("run_name")) as run:
+    if experiment is not None:
+        return experiment.experiment_id
+    location = Path(tracking["artifact_location"]).resolve().as_uri()
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException:  # a parallel job created it first
+        return mlflow.get_experiment_by_name(name).experiment_id
+
+
+def log_run(
+    tracking: Mapping[str, Any],
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    artifacts: list[Path],
+    *,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    """Record one finished run in the configured MLflow store and return its run id."""
+    import mlflow
+
+    started = mlflow.start_run(
+        experiment_id=experiment_id(tracking),
+        run_name=tracking.get("run_name"),
+        parent_run_id=parent_run_id,
+        tags=dict(tags or {}),
+    )
+    with started as run:
         mlflow.log_params({k: ("null" if v is None else v) for k, v in flatten(params).items()})
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
         for path in artifacts:
@@ -47,10 +64,23 @@ def log_run(
         return run.info.run_id
 
 
-def log_config_run(cfg: Any, metrics: Mapping[str, float], artifacts: list[Path]) -> str:
-    """log_run with every config choice (the Hydra config, resolved, without machine paths) as params."""
+def config_params(cfg: Any) -> dict[str, Any]:
+    """Every config choice of a run (resolved), without machine paths and Hydra's own settings."""
     from omegaconf import OmegaConf
 
     params = OmegaConf.to_container(cfg, resolve=True)
-    params.pop("paths", None)
-    return log_run(cfg.tracking, params, metrics, artifacts)
+    for key in ("paths", "hydra"):
+        params.pop(key, None)
+    return params
+
+
+def log_config_run(
+    cfg: Any,
+    metrics: Mapping[str, float],
+    artifacts: list[Path],
+    *,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    """log_run with every config choice as params."""
+    return log_run(cfg.tracking, config_params(cfg), metrics, artifacts, parent_run_id=parent_run_id, tags=tags)
