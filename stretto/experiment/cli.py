@@ -25,6 +25,10 @@ commands:
             stretto run kv=stored kv.variant.press=knorm kv.variant.ratio=0.5  # on stored KV caches
             stretto run experiment=optimized_movie   # Stretto's optimizer at targets, replayed from recordings
             stretto run optimizer=stretto targets.precision=0.7 targets.recall=0.7   # same, real models
+  compare  the configured query answered by several systems on the same profiles (compare.systems), one table
+           and the frontier plot, e.g.  stretto compare compare.systems=[stretto,lotus,bargain,gold_only]
+  plot     comparison plots (PNG + CSV) from the MLflow runs of an experiment or sweep, e.g.
+             stretto plot tracking.experiment=paper_reproduction plot.sweep=paper_reproduction plot.out=results
   cache build   store the KV caches of every configured variant for the query's rows, e.g.
                   stretto cache build kv=frontier dataset=enron query=enron_fraud
   cache info    entries and sizes per (model, variant) in the KV cache store
@@ -69,7 +73,32 @@ def cache_info_app(cfg: DictConfig) -> None:
     _guarded(lambda: cache_cmd.info(cfg))
 
 
-COMMANDS = {"run": run_app, "cache build": cache_build_app, "cache info": cache_info_app}
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def plot_app(cfg: DictConfig) -> None:
+    from stretto.experiment.plots import draw_all, runs_frame
+
+    def job() -> str:
+        runs = runs_frame(cfg.tracking, cfg.plot.sweep)
+        drawn = draw_all(runs, Path(cfg.plot.out))
+        return f"{len(runs)} runs -> " + ", ".join(str(p) for p in drawn)
+
+    _guarded(job)
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def compare_app(cfg: DictConfig) -> None:
+    from stretto.experiment.compare import format_comparison, run_comparison
+
+    _guarded(lambda: format_comparison(run_comparison(cfg)))
+
+
+COMMANDS = {
+    "run": run_app,
+    "compare": compare_app,
+    "plot": plot_app,
+    "cache build": cache_build_app,
+    "cache info": cache_info_app,
+}
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ from stretto.experiment.run import configured_query
 from stretto.experiment.systems import make_optimizer
 from stretto.operators.family import FamilySpec, LiveFamily, ReplayFamily
 from stretto.optimizer.profile import Profile, ProfileStore
+from stretto.plan.query_generator import describe
 from stretto.plan.targets import Targets
 
 
@@ -117,6 +118,7 @@ def run_optimized(
     if cfg.tracking.enabled:
         from stretto.experiment.tracking import log_config_run
 
+        tags = {**(tags or {}), "stretto.query": describe(query)}
         summary["mlflow_run_id"] = log_config_run(
             cfg, metrics, [plan_yaml, result_csv], parent_run_id=parent_run_id, tags=tags
         )
@@ -125,7 +127,8 @@ def run_optimized(
 
 def format_optimized(summary: dict[str, Any], cfg: DictConfig) -> str:
     if "skipped" in summary:
-        return f"cell {summary['cell']} of sweep '{summary['sweep']}' finished before (MLflow run {summary['skipped']}): skipped"
+        done = summary["skipped"]
+        return f"cell {summary['cell']} of sweep '{summary['sweep']}' finished before (MLflow run {done}): skipped"
     m, run, targets = summary["metrics"], summary["run"], summary["targets"]
     lines = [
         f"{cfg.optimizer.name} (backend {cfg.backend.name}): {len(summary['query'].filters)} filter(s), "

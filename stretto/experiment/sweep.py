@@ -98,6 +98,8 @@ def run_cell(cfg: DictConfig, job: Callable[..., dict[str, Any]], system: str) -
     parent, key = parent_run(cfg.tracking, sweep), cell_key(cfg)
     done = finished_cell(cfg.tracking, parent, key)
     if done is not None:
+        import mlflow
+
         log.debug("cell %s of sweep '%s' finished before (run %s): skipped", key, sweep, done)
-        return {"skipped": done, "cell": key, "sweep": sweep}
+        return {"skipped": done, "cell": key, "sweep": sweep, "metrics": mlflow.get_run(done).data.metrics}
     return job(cfg, parent_run_id=parent, tags={SWEEP_TAG: sweep, CELL_TAG: key, SYSTEM_TAG: system})

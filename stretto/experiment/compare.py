@@ -1,0 +1,107 @@
+"""The main job: the configured query answered by several systems on the same profile; one table, one plot.
+
+Each system is one cell (the user's overrides plus the system's optimizer and family), run and logged like
+any sweep cell under one MLflow parent run. Profiles come from the same seeded sample for every system, so
+the comparison is of plans, not of luck.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from stretto.evaluation.metrics import quality
+from stretto.experiment.optimized_run import run_optimized
+from stretto.experiment.plots import frontier, with_target
+from stretto.experiment.sweep import run_cell
+from stretto.experiment.systems import system_overrides
+from stretto.plan.targets import Targets
+
+SYSTEM_GROUPS = ("optimizer=", "family=", "+optimizer=", "+family=")
+
+
+def run_comparison(cfg: DictConfig) -> dict[str, Any]:
+    from hydra import compose
+    from hydra.core.hydra_config import HydraConfig
+
+    user = [o for o in HydraConfig.get().overrides.task if not o.startswith(SYSTEM_GROUPS)]
+    out = Path(cfg.paths.output_dir)
+    sweep = cfg.tracking.get("sweep") or f"compare_{out.name}"
+    rows, kept = [], {}
+    for system in cfg.compare.systems:
+        overrides = [*user, *system_overrides(system), f"paths.output_dir={out / system}", f"tracking.sweep={sweep}"]
+        cell = compose(config_name="config", overrides=overrides)
+        summary = run_cell(cell, run_optimized, system)
+        m = summary["metrics"]
+        if "run" in summary:
+            kept[system] = summary["run"].execution.kept
+        rows.append(
+            {
+                "system": system,
+                "dataset": cell.dataset.get("name") or Path(cell.dataset.path).stem,
+                "target_p": cell.targets.precision,
+                "target_r": cell.targets.recall,
+                "precision_gold": m.get("silver.precision"),
+                "recall_gold": m.get("silver.recall"),
+                "f1_gold": m.get("silver.f1"),
+                "met_gold": m.get("met_silver"),
+                "met_human": m.get("met_human"),
+                "profile_seconds": m["profile_seconds"],
+                "optimize_seconds": m["optimize_seconds"],
+                "exec_seconds": m["execution_seconds"],
+                "fallback": m["fallback"],
+            }
+        )
+    table = pd.DataFrame(rows)
+    if table.precision_gold.isna().all() and "gold_only" in kept:
+        against_gold_only(table, kept, Targets(**cfg.targets))
+    for over in ("gold_only", "lotus"):
+        if over in set(table.system):
+            base = float(table.loc[table.system == over, "exec_seconds"].iloc[0])
+            table[f"speedup_over_{over}"] = base / table.exec_seconds
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "comparison.csv", index=False)
+    plot = frontier(with_target(table), out)
+    return {"table": table, "csv": out / "comparison.csv", "plot": plot, "sweep": sweep, "cfg": cfg}
+
+
+def against_gold_only(table: pd.DataFrame, kept: dict[str, np.ndarray], targets: Targets) -> None:
+    """Live runs have no silver labels (the gold operator on every row): gold-only's result is exactly that."""
+    silver = kept["gold_only"]
+    for i, system in enumerate(table.system):
+        if system in kept:
+            q = quality(kept[system], silver)
+            table.loc[i, ["precision_gold", "recall_gold", "f1_gold"]] = [q.precision, q.recall, q.f1]
+            table.loc[i, "met_gold"] = float(targets.met(q.precision, q.recall))
+
+
+def _cell(value: Any, fmt: str) -> str:
+    return "-" if value is None or pd.isna(value) else format(value, fmt)
+
+
+def format_comparison(result: dict[str, Any]) -> str:
+    table, cfg = result["table"], result["cfg"]
+    lines = [
+        f"{cfg.dataset.get('name')}: {len(table)} systems, targets precision >= {cfg.targets.precision}, "
+        f"recall >= {cfg.targets.recall} at alpha {cfg.targets.alpha} (backend {cfg.backend.name}); "
+        "quality against the gold operator on every row",
+        f"{'system':<15}{'precision':>10}{'recall':>8}{'met':>5}{'human':>7}{'profile s':>11}{'optimize s':>12}"
+        f"{'execution s':>13}{'x gold-only':>13}{'x LOTUS':>9}",
+    ]
+    for _, r in table.iterrows():
+        met = "-" if pd.isna(r.met_gold) else ("yes" if r.met_gold else "NO")
+        human = "-" if r.met_human is None or pd.isna(r.met_human) else ("yes" if r.met_human else "NO")
+        lines.append(
+            f"{r.system + (' *' if r.fallback else ''):<15}{_cell(r.precision_gold, '.3f'):>10}"
+            f"{_cell(r.recall_gold, '.3f'):>8}{met:>5}{human:>7}{r.profile_seconds:>11.1f}{r.optimize_seconds:>12.1f}"
+            f"{r.exec_seconds:>13.1f}{_cell(r.get('speedup_over_gold_only'), '.2f'):>13}"
+            f"{_cell(r.get('speedup_over_lotus'), '.2f'):>9}"
+        )
+    if table.fallback.any():
+        lines.append("  * no plan could be certified at these targets: the gold operator alone answers")
+    lines.append(f"  table {result['csv']}   frontier plot {result['plot']}   MLflow sweep '{result['sweep']}'")
+    return "\n".join(lines)
