@@ -17,10 +17,11 @@ from dataclasses import dataclass, replace
 import torch
 
 from stretto.optimizer.guarantees import BOUNDS
-from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step, gold_plan
+from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step
 from stretto.optimizer.problem import PlanProblem
 from stretto.optimizer.relaxation import DTYPE, Params, SampleTensors, cascade, evaluate, gold_only_cost
 from stretto.optimizer.reorder import best_order
+from stretto.optimizer.simulate import plan_on_sample
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,6 @@ class GradientOptimizer:
         t = SampleTensors.of(tune)
         c = SampleTensors.of(certify, like=t)
         whole = SampleTensors.of(problem, like=t)
-        templates = [f.template for f in problem.filters]
-        gold = gold_only_cost(whole)
         # The gold operator alone has the most hits and no misses, so it bounds every plan's bounds from above:
         # if even it cannot certify the targets, no cascade can, and descent is skipped.
         attempts = s.retries + 1 if self._gold_is_feasible(c, certify) else 0
@@ -133,8 +132,8 @@ class GradientOptimizer:
             problem.targets.alpha,
             problem.n_tuples,
         )
-        gold_first = [templates[i] for i in whole.order]
-        plan = gold_plan(gold_first, problem.filters[0].gold, gold, self.name, fallback=True)
+        gold_cascades = [Cascade.gold_only(f.template, f.gold) for f in problem.filters]
+        plan = plan_on_sample(problem, gold_cascades, self.name, fallback=True)  # in the DP's order
         plan.notes.update(attempts=attempts, feasible_jobs=0, optimize_seconds=time.perf_counter() - began)
         return plan
 

@@ -71,7 +71,3 @@ class PhysicalPlan:
             lines.append(f"    {c.gold}: the rest{forced if c.force_accept or c.force_discard else ''}")
         return "\n".join(lines)
 
-
-def gold_plan(templates: list[str], gold: str, gold_cost: float, system: str, fallback: bool) -> PhysicalPlan:
-    cascades = tuple(Cascade.gold_only(t, gold) for t in templates)
-    return PhysicalPlan(cascades, 1.0, 1.0, gold_cost, gold_cost, system=system, fallback=fallback)
