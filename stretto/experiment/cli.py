@@ -79,7 +79,7 @@ def plot_app(cfg: DictConfig) -> None:
 
     def job() -> str:
         runs = runs_frame(cfg.tracking, cfg.plot.sweep)
-        drawn = draw_all(runs, Path(cfg.plot.out))
+        drawn = draw_all(runs, Path(cfg.plot.out), cfg.plot.prefix)
         return f"{len(runs)} runs -> " + ", ".join(str(p) for p in drawn)
 
     _guarded(job)
