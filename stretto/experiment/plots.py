@@ -80,20 +80,21 @@ def _save(fig: plt.Figure, table: pd.DataFrame, out: Path, name: str) -> Path:
     return out / f"{name}.png"
 
 
-def _panels(datasets: list[str], title: str) -> tuple[plt.Figure, list[plt.Axes]]:
+def _per_dataset(table: pd.DataFrame, title: str) -> tuple[plt.Figure, list[tuple[plt.Axes, str, pd.DataFrame]]]:
+    """One panel per dataset: (axes, dataset, its rows of the table)."""
+    datasets = sorted(table.dataset.unique())
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False)
     fig.suptitle(title)
-    return fig, list(axes[0])
+    return fig, [(ax, d, table[table.dataset == d]) for ax, d in zip(axes[0], datasets, strict=True)]
 
 
 def frontier(runs: pd.DataFrame, out: Path, prefix: str = "") -> Path:
     table = runs.groupby(GROUP, as_index=False).agg(
         exec_seconds=("exec_seconds", "mean"), f1_gold=("f1_gold", "mean"), runs=("system", "size")
     )
-    datasets = sorted(table.dataset.unique())
-    fig, axes = _panels(datasets, "Runtime vs F1 (against gold), mean per target")
-    for ax, dataset in zip(axes, datasets, strict=True):
-        for system, points in table[table.dataset == dataset].groupby("system"):
+    fig, panels = _per_dataset(table, "Runtime vs F1 (against gold), mean per target")
+    for ax, dataset, rows in panels:
+        for system, points in rows.groupby("system"):
             points = points.sort_values("exec_seconds")
             ax.plot(points.exec_seconds, points.f1_gold, marker="o", label=system)
             for _, p in points.iterrows():
@@ -107,10 +108,9 @@ def met_rate(runs: pd.DataFrame, out: Path, prefix: str = "") -> Path:
     table = runs.groupby(GROUP, as_index=False).agg(
         met_rate_gold=("met_gold", "mean"), met_rate_human=("met_human", "mean"), runs=("system", "size")
     )
-    datasets = sorted(table.dataset.unique())
-    fig, axes = _panels(datasets, "Fraction of queries meeting both targets (against gold)")
-    for ax, dataset in zip(axes, datasets, strict=True):
-        wide = table[table.dataset == dataset].pivot(index="target", columns="system", values="met_rate_gold")
+    fig, panels = _per_dataset(table, "Fraction of queries meeting both targets (against gold)")
+    for ax, dataset, rows in panels:
+        wide = rows.pivot(index="target", columns="system", values="met_rate_gold")
         wide.plot.bar(ax=ax, rot=0, width=0.8)
         ax.axhline(0.95, color="grey", linestyle="--", linewidth=0.8)
         ax.set(title=dataset, xlabel="target (precision/recall)", ylabel="met rate", ylim=(0, 1.05))
@@ -160,12 +160,11 @@ def kv_frontier(runs: pd.DataFrame, out: Path, prefix: str = "") -> Path:
                     rows.append({"dataset": dataset, "operator": identity.replace(":", "@"),
                                  "seconds_per_tuple": seconds.mean(), "auc_vs_gold": aucs.mean()})  # fmt: skip
     table = pd.DataFrame(rows, columns=["dataset", "operator", "seconds_per_tuple", "auc_vs_gold"])
+    table = table.sort_values(["dataset", "seconds_per_tuple"], ignore_index=True)
     if table.empty:
         raise QueryError("no operator metrics in these runs (they come from optimized runs)")
-    datasets = sorted(table.dataset.unique())
-    fig, axes = _panels(datasets, "Physical operators: seconds per tuple vs AUC against the gold operator")
-    for ax, dataset in zip(axes, datasets, strict=True):
-        points = table[table.dataset == dataset]
+    fig, panels = _per_dataset(table, "Physical operators: seconds per tuple vs AUC against the gold operator")
+    for ax, dataset, points in panels:
         ax.scatter(points.seconds_per_tuple * 1000, points.auc_vs_gold)
         for _, p in points.iterrows():
             ax.annotate(p.operator.split("/")[-1], (p.seconds_per_tuple * 1000, p.auc_vs_gold), fontsize=7)

@@ -70,4 +70,3 @@ class PhysicalPlan:
             forced = f" (forced: {c.force_accept:.0%} of accepts, {c.force_discard:.0%} of discards)"
             lines.append(f"    {c.gold}: the rest{forced if c.force_accept or c.force_discard else ''}")
         return "\n".join(lines)
-
