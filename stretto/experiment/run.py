@@ -128,6 +128,29 @@ def make_backend(cfg: DictConfig, loaded: LoadedModel, variants: list[KVVariant]
     return KVCachedBackend(base, kv_builder(cfg, loaded, variants), variants[0])
 
 
+def configured_backend(cfg: DictConfig, variants: list[KVVariant]) -> YesNoScorer:
+    """A vLLM server's client, or the model loaded here (scoring from scratch or on stored caches)."""
+    if cfg.backend.name == "vllm":
+        return served_backend(cfg)
+    return make_backend(cfg, configured_model(cfg), variants)
+
+
+def served_backend(cfg: DictConfig) -> YesNoScorer:
+    """The configured model answered by a vLLM server (only its tokenizer is loaded here)."""
+    from stretto.backends.vllm_backend import VLLMBackend, served_model
+
+    if cfg.kv.cached:
+        raise QueryError("backend=vllm keeps its own prefix cache on the server: use kv=none")
+    served = served_model(cfg.operators.model, Path(cfg.paths.cache_dir))
+    return VLLMBackend(
+        served,
+        cfg.backend.url,
+        served_name=cfg.backend.served_name,
+        concurrency=cfg.backend.concurrency,
+        timeout=cfg.backend.timeout,
+    )
+
+
 def peak_memory_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # Linux reports KiB
 
@@ -139,9 +162,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     variants = kv_variants(cfg.kv)  # validated before the model is loaded
 
     began = time.perf_counter()
-    loaded = configured_model(cfg)
+    backend = configured_backend(cfg, variants)
     load_seconds = time.perf_counter() - began
-    backend = make_backend(cfg, loaded, variants)
     operators = [LLMFilter(f.template, backend, threshold=cfg.operators.threshold) for f in query.filters]
     run = execute_filters(table, query, operators, progress=cfg.progress)
 

@@ -23,24 +23,35 @@ from stretto.plan.template import Template
 
 @dataclass(frozen=True)
 class FamilySpec:
-    """Which (model, variant) operators exist and which one is gold."""
+    """Which (model, variant) operators exist, which one is gold, and which models a vLLM server serves."""
 
     members: tuple[tuple[str, KVVariant], ...]
     gold: tuple[str, KVVariant]
+    served: tuple[tuple[str, str], ...] = ()  # (model, server URL): its uncompressed operator runs there
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> FamilySpec:
-        """From the `family` config: models: [{model, variants: [{press, ratio}]}], gold: {model, press, ratio}."""
+        """From the `family` config: models: [{model, variants: [{press, ratio}]}], gold: {model, press, ratio},
+        serve: {model: url} (optional)."""
         if not config.get("gold"):
             raise OptimizerError("the operator family names no gold operator (family.gold: {model, press, ratio})")
         members = tuple((m["model"], KVVariant(**v)) for m in config.get("models", []) for v in m.get("variants", [{}]))
         gold_cfg = dict(config["gold"])
         gold = (gold_cfg.pop("model"), KVVariant(**gold_cfg))
-        return cls(tuple(dict.fromkeys([*members, gold])), gold)
+        served = tuple(sorted((config.get("serve") or {}).items()))
+        unknown = [m for m, _ in served if m not in {name for name, _ in (*members, gold)}]
+        if unknown:
+            raise OptimizerError(f"family.serve names model(s) {unknown} that are not in the family")
+        return cls(tuple(dict.fromkeys([*members, gold])), gold, served)
 
-    @staticmethod
-    def identity(model: str, variant: KVVariant) -> str:
-        return variant.operator_identity(resolve(model).identity)
+    def server(self, model: str, variant: KVVariant) -> str | None:
+        """The vLLM server URL of this operator, if a server runs it (only uncompressed operators can)."""
+        return None if variant.compressed else dict(self.served).get(model)
+
+    def identity(self, model: str, variant: KVVariant) -> str:
+        """model weights x press x ratio, marked +vllm when a vLLM server answers (its costs are its own)."""
+        served = "+vllm" if self.server(model, variant) else ""
+        return variant.operator_identity(resolve(model).identity) + served
 
     @property
     def identities(self) -> list[str]:
@@ -52,7 +63,7 @@ class FamilySpec:
         return self.identity(*self.gold)
 
     def without_compression(self) -> FamilySpec:
-        return FamilySpec(tuple((m, v) for m, v in self.members if not v.compressed), self.gold)
+        return FamilySpec(tuple((m, v) for m, v in self.members if not v.compressed), self.gold, self.served)
 
 
 class LiveFamily:
@@ -74,6 +85,7 @@ class LiveFamily:
         self.cache_dir = cache_dir or default_cache_dir()
         self.batch_size, self.dtype, self.device, self.budget_gb = batch_size, dtype, device, budget_gb
         self._models: dict[str, LoadedModel] = dict(loaded or {})
+        self._served: dict[str, Any] = {}  # model -> its VLLMBackend (one client per served model)
         self._by_identity = {spec.identity(m, v): (m, v) for m, v in spec.members}
 
     def model(self, name: str) -> LoadedModel:
@@ -90,6 +102,13 @@ class LiveFamily:
         if identity not in self._by_identity:
             raise OptimizerError(f"operator '{identity}' is not in the family {sorted(self._by_identity)}")
         name, variant = self._by_identity[identity]
+        url = self.spec.server(name, variant)
+        if url is not None:
+            from stretto.backends.vllm_backend import VLLMBackend, served_model
+
+            if name not in self._served:
+                self._served[name] = VLLMBackend(served_model(name, self.cache_dir), url, served_name=name)
+            return LLMFilter(template, self._served[name])
         loaded = self.model(name)
         variants = [v for m, v in self.spec.members if m == name]
         builder = KVBuilder(loaded, variants, KVStore(self.cache_dir / "kv", budget_gb=self.budget_gb))

@@ -1,0 +1,204 @@
+"""Yes/no scoring (and short generation) on a vLLM OpenAI-compatible server, with automatic prefix caching.
+
+vLLM runs as a server (`vllm serve <model> --enable-prefix-caching`), in its own virtualenv or on another
+machine: its pins (transformers >= 5.16) cannot share ours (kvpress: < 5.3), and a server is how vLLM is
+used across processes, GPUs and clusters anyway. We render the same document-first prompt as the
+transformers backend, so every question about a document shares its cached prefix blocks on the server,
+and send it to /v1/completions with max_tokens=1 and the top logprobs of the first generated token:
+score = logsumexp(Yes spellings) - logsumexp(No spellings), as in the transformers backend. A spelling
+outside the top-k counts as no more likely than the least likely token returned.
+
+Costs are measured here, on the client, as wall seconds of each batch of concurrent requests shared out
+per row; the first call of a backend sends one warm-up request that is not counted. Server start-up is
+not a per-row cost: `stretto.backends.vllm_server` reports it separately.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from stretto.backends.base import ScoredRows
+from stretto.backends.model_loader import ModelSource, convert_gguf, default_cache_dir, resolve
+from stretto.backends.transformers_backend import NO_VARIANTS, YES_VARIANTS
+from stretto.errors import ModelError
+from stretto.kvcache.variant import KVVariant
+from stretto.operators.prompt import PromptParts
+
+TOP_LOGPROBS = 20  # vLLM's default cap on logprobs per position
+
+
+@dataclass
+class ServedModel:
+    """What a client needs of a model that a server runs: its tokenizer (to render prompts) and its identity."""
+
+    source: ModelSource
+    tokenizer: Any
+    max_context: int
+
+    @property
+    def identity(self) -> str:
+        return self.source.identity
+
+
+def served_model(name_or_path: str, cache_dir: Path | None = None) -> ServedModel:
+    """The tokenizer of a model reference (an offline GGUF is converted once, like for loading it)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    source = resolve(name_or_path)
+    location = source.location
+    if source.kind in ("offline", "gguf"):
+        location = str(convert_gguf(source, Path(cache_dir) if cache_dir else default_cache_dir()))
+    try:
+        config = AutoConfig.from_pretrained(location)
+        return ServedModel(source, AutoTokenizer.from_pretrained(location), int(config.max_position_embeddings))
+    except OSError as err:
+        raise ModelError(f"cannot load the tokenizer of '{name_or_path}' ({source.kind}): {err}") from err
+
+
+def served_weights_dir(name_or_path: str, cache_dir: Path | None = None) -> str:
+    """What to pass to `vllm serve` for a model reference: a directory of safetensors or a hub id."""
+    source = resolve(name_or_path)
+    if source.kind in ("offline", "gguf"):
+        return str(convert_gguf(source, Path(cache_dir) if cache_dir else default_cache_dir()))
+    return source.location if source.kind == "hf_dir" else name_or_path
+
+
+class VLLMClient:
+    """A thin JSON client of one OpenAI-compatible server; errors name the server and what went wrong."""
+
+    def __init__(self, url: str, *, timeout: float = 120.0) -> None:
+        self.url = url.rstrip("/")
+        self.base = self.url.removesuffix("/v1")
+        self.timeout = timeout
+
+    def _request(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=data,
+            headers={"Content-Type": "application/json"},
+            method="POST" if data else "GET",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            detail = err.read().decode(errors="replace")[:300]
+            raise ModelError(f"vLLM server {self.url} answered {err.code} to {path}: {detail}") from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
+            reason = getattr(err, "reason", err)
+            raise ModelError(
+                f"no vLLM server reachable at {self.url} ({reason}): start one with `make vllm-server` "
+                "or point backend.url at a running `vllm serve`"
+            ) from None
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.base}/health", timeout=5) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            return False
+
+    def models(self) -> list[str]:
+        return [m["id"] for m in self._request("/models")["data"]]
+
+    def check_serves(self, model: str) -> None:
+        served = self.models()
+        if model not in served:
+            raise ModelError(f"vLLM server {self.url} serves {served}, not '{model}' (vllm serve --served-model-name)")
+
+    def complete(self, model: str, prompt: str, **params: Any) -> dict[str, Any]:
+        body = {"model": model, "prompt": prompt, "temperature": 0.0, "add_special_tokens": False, **params}
+        return self._request("/completions", body)
+
+
+def yes_no_log_odds(top: dict[str, float]) -> float:
+    """log p(yes) - log p(no) from the top logprobs of one position (missing spellings: at most the floor)."""
+    floor = min(top.values())
+
+    def mass(words: Sequence[str]) -> float:
+        present = [top[w] for w in words if w in top]
+        if not present:
+            return floor
+        peak = max(present)
+        return peak + math.log(sum(math.exp(p - peak) for p in present))
+
+    return mass(YES_VARIANTS) - mass(NO_VARIANTS)
+
+
+class VLLMBackend:
+    """The YesNoScorer contract over a vLLM server: batches of concurrent requests, seconds shared per row."""
+
+    def __init__(
+        self,
+        served: ServedModel,
+        url: str,
+        *,
+        served_name: str,
+        concurrency: int = 8,
+        timeout: float = 120.0,
+    ) -> None:
+        self.loaded = served  # LLMFilter renders prompts with loaded.tokenizer
+        self.client = VLLMClient(url, timeout=timeout)
+        self.served_name = served_name
+        self.concurrency = concurrency
+        self._warm = False
+
+    @property
+    def identity(self) -> str:
+        """The uncompressed operator of this model, served by vLLM (its costs are not transformers' costs)."""
+        return KVVariant().operator_identity(self.loaded.identity) + "+vllm"
+
+    def warm_up(self) -> None:
+        """Check the server serves this model and send one uncounted request (compilation, first allocation)."""
+        if not self._warm:
+            self.client.check_serves(self.served_name)
+            self.client.complete(self.served_name, "Hello", max_tokens=1)
+            self._warm = True
+
+    def _score_one(self, prompt: PromptParts) -> tuple[float, int]:
+        answer = self.client.complete(
+            self.served_name, prompt.prefix + prompt.suffix, max_tokens=1, logprobs=TOP_LOGPROBS
+        )
+        choice = answer["choices"][0]
+        top = choice["logprobs"]["top_logprobs"][0]
+        return yes_no_log_odds(top), int(answer.get("usage", {}).get("prompt_tokens", 0))
+
+    def score(self, prompts: Sequence[PromptParts], *, desc: str = "vllm", progress: bool = True) -> ScoredRows:
+        self.warm_up()
+        n = len(prompts)
+        scores, seconds, tokens = np.zeros(n, np.float32), np.zeros(n), np.zeros(n, np.int64)
+        step = self.concurrency * 4
+        with ThreadPoolExecutor(self.concurrency) as pool, tqdm(total=n, desc=desc, disable=not progress) as bar:
+            for start in range(0, n, step):
+                batch = prompts[start : start + step]
+                began = time.perf_counter()
+                answers = list(pool.map(self._score_one, batch))
+                wall = time.perf_counter() - began
+                for i, (score, used) in enumerate(answers, start):
+                    scores[i], tokens[i], seconds[i] = score, used, wall / len(batch)
+                bar.update(len(batch))
+        return ScoredRows(scores, seconds, tokens, truncated=0)
+
+    def generate(self, prompts: Sequence[str], *, max_tokens: int = 16, stop: Sequence[str] = ("\n",)) -> list[str]:
+        """Greedy short answers (for extraction), one request per prompt, concurrently."""
+        self.warm_up()
+
+        def one(prompt: str) -> str:
+            answer = self.client.complete(self.served_name, prompt, max_tokens=max_tokens, stop=list(stop))
+            return answer["choices"][0]["text"]
+
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(one, prompts))
