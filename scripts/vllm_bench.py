@@ -1,0 +1,96 @@
+"""Qwen 0.5B at ratio 0 on transformers vs a vLLM server: rows per second, cold vs prefix-hit, and agreement.
+
+On 300 movie reviews and 100 e-mails, two questions per document:
+- transformers, cold: the prompt from scratch (batches of 8 sorted by length);
+  transformers, prefix-hit: the same questions on each document's stored full KV cache (built beforehand: the
+  offline step, not counted).
+- vLLM, cold: the first question on each document, on a freshly started server (nothing cached);
+  vLLM, prefix-hit: the second question on the same documents (their prefix blocks are cached on the server).
+agreement: share of rows where vLLM's decision equals transformers' (same question, cold) at the median of the
+transformers scores (half the rows on each side: the hardest single threshold). transformers runs before the
+server starts (vLLM keeps one of the two cores busy); server start-up is reported on its own row.
+
+    make vllm-env && .venv/bin/python scripts/vllm_bench.py        # results/vllm_bench.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stretto.backends.model_loader import load_model
+from stretto.backends.transformers_backend import TransformersBackend
+from stretto.backends.vllm_backend import VLLMBackend, served_model
+from stretto.backends.vllm_server import DEFAULT_VENV, LocalServer
+from stretto.data.datasets import load_dataset
+from stretto.operators.family import FamilySpec, LiveFamily
+from stretto.operators.llm_filter import LLMFilter
+from stretto.plan.template import Template
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "qwen-0.5b"
+WORKLOADS = {  # dataset: (table, rows, first question, second question)
+    "movie": ("reviews", 300, "{reviewtext} is clearly positive", "{reviewtext} mentions excellent acting"),
+    "enron": ("emails", 100, "{text} discusses financial matters", "{text} references a meeting or event"),
+}
+
+
+def timed(operator: LLMFilter, rows: pd.DataFrame) -> tuple[np.ndarray, float]:
+    began = time.perf_counter()
+    scores = operator.score(rows, progress=False).scores
+    return scores, len(rows) / (time.perf_counter() - began)
+
+
+def agreement(reference: np.ndarray, other: np.ndarray) -> float:
+    threshold = float(np.median(reference))
+    return float(np.mean((reference > threshold) == (other > threshold)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "vllm_bench.csv")
+    args = parser.parse_args()
+
+    data = {d: load_dataset(d)[table].df.head(n) for d, (table, n, _, _) in WORKLOADS.items()}
+    loaded = load_model(MODEL)
+    spec = FamilySpec.of({"models": [{"model": MODEL}], "gold": {"model": MODEL}})
+    family = LiveFamily(spec, loaded={MODEL: loaded})
+    reference, rows = {}, []
+    for dataset, (_, _, first, second) in WORKLOADS.items():
+        docs = data[dataset]
+        for question in (first, second):  # from scratch: nothing is reused, both questions are cold
+            reference[question], rps = timed(LLMFilter(Template(question), TransformersBackend(loaded)), docs)
+            rows.append({"backend": "transformers", "dataset": dataset, "phase": "cold", "question": question,
+                         "rows_per_second": rps, "agreement": 1.0})  # fmt: skip
+        stored = family.operator(Template(second), spec.gold_identity)
+        stored.score(docs, progress=False)  # builds any missing cache (the offline step) and warms it: not timed
+        scores, rps = timed(stored, docs)
+        rows.append({"backend": "transformers", "dataset": dataset, "phase": "prefix-hit", "question": second,
+                     "rows_per_second": rps, "agreement": agreement(reference[second], scores)})  # fmt: skip
+        print(*rows[-3:], sep="\n", flush=True)
+
+    server = LocalServer(MODEL, MODEL, venv=args.venv, log_path=ROOT / "outputs" / "vllm_bench_server.log")
+    server.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with server:
+        rows.append({"backend": "vllm", "dataset": "-", "phase": "startup", "seconds": server.startup_seconds})
+        backend = VLLMBackend(served_model(MODEL), server.url, served_name=MODEL)
+        backend.warm_up()
+        for dataset, (_, _, first, second) in WORKLOADS.items():
+            for phase, question in (("cold", first), ("prefix-hit", second)):  # the second question reuses the prefix
+                scores, rps = timed(LLMFilter(Template(question), backend), data[dataset])
+                rows.append({"backend": "vllm", "dataset": dataset, "phase": phase, "question": question,
+                             "rows_per_second": rps, "agreement": agreement(reference[question], scores)})  # fmt: skip
+                print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, index=False)
+    print(table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
