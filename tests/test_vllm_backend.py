@@ -42,12 +42,13 @@ class Stub(BaseHTTPRequestHandler):
         Stub.requests.append(body)
         if body["model"] != "qwen-0.5b":
             return self._send({"error": {"message": f"model {body['model']} does not exist"}}, 404)
-        yes = "good" in body["prompt"]
+        prompt = body["prompt"] if isinstance(body["prompt"], str) else "".join(map(chr, body["prompt"]))
+        yes = "good" in prompt
         top = {"Yes": -0.1 if yes else -3.0, "No": -3.0 if yes else -0.1, "Maybe": -5.0}
         self._send(
             {
                 "choices": [{"text": "Yes" if yes else "No", "logprobs": {"top_logprobs": [top]}}],
-                "usage": {"prompt_tokens": len(body["prompt"].split())},
+                "usage": {"prompt_tokens": len(body["prompt"])},
             }
         )
 
@@ -62,9 +63,17 @@ def stub_url():
     server.shutdown()
 
 
+class CharTokenizer:
+    """One token per character: enough to check that the ids sent are the prompt's."""
+
+    @staticmethod
+    def encode(text, add_special_tokens=False):
+        return [ord(c) for c in text]
+
+
 class FakeServed:
     identity = "qwen2.5-coder-0.5b-instruct@1d9614638d18"
-    tokenizer = None
+    tokenizer = CharTokenizer()
     max_context = 32768
 
 
@@ -86,7 +95,9 @@ def test_scores_rows_concurrently_and_keeps_warm_up_out_of_the_accounting(stub_u
     assert (scored.seconds > 0).all() and (scored.tokens > 0).all()
     assert len(Stub.requests) == 11  # one uncounted warm-up, then one request per row
     assert Stub.requests[1]["max_tokens"] == 1 and Stub.requests[1]["logprobs"] == 20
-    assert Stub.requests[1]["prompt"].startswith("Text:\nreview")  # the document first: a shared prefix
+    sent = "".join(map(chr, Stub.requests[1]["prompt"]))  # token ids: document first, then the question
+    assert sent.startswith("Text:\nreview") and sent.endswith("\n\nQuestion?")
+    assert scored.tokens[0] == len(sent)
     assert backend.identity.endswith("/none@0.00+vllm")
     assert backend.generate(["a good film\n"], max_tokens=4) == ["Yes"]
 

@@ -27,7 +27,7 @@ def free_port() -> int:
 def test_vllm_server_scores_agree_with_transformers(qwen05, tmp_path):
     if not (DEFAULT_VENV / "bin" / "vllm").exists():
         pytest.skip(f"no vLLM virtualenv at {DEFAULT_VENV}: run `make vllm-env` first")
-    reviews = load_dataset("movie")["reviews"].head(50)
+    reviews = load_dataset("movie")["reviews"].df.head(50)
     template = Template("{reviewtext} is clearly positive")
     local = LLMFilter(template, TransformersBackend(qwen05)).score(reviews, progress=False).scores
     server = LocalServer("qwen-0.5b", "qwen-0.5b", port=free_port(), max_model_len=4096, log_path=tmp_path / "vllm.log")

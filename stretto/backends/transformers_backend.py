@@ -39,6 +39,22 @@ def _single_token_ids(tokenizer, words: Sequence[str]) -> list[int]:
     return ids
 
 
+def encode_prompt(loaded, parts: PromptParts, max_tokens: int, on_long_text: str) -> tuple[list[int], bool]:
+    """Token ids of prefix + suffix, each tokenized on its own (so every question shares the document's ids);
+    an over-long document is cut at its end (or refused). Every backend sends the model exactly these ids."""
+    tok = loaded.tokenizer
+    prefix = tok.encode(parts.prefix, add_special_tokens=False)
+    suffix = tok.encode(parts.suffix, add_special_tokens=False)
+    if len(prefix) + len(suffix) <= max_tokens:
+        return prefix + suffix, False
+    if on_long_text == "error" or len(suffix) >= max_tokens:
+        raise ContextLengthError(
+            f"a text of {len(prefix) + len(suffix)} tokens exceeds the context of {max_tokens} tokens "
+            f"for model '{loaded.identity}' (set on_long_text=truncate to cut long documents at their end)"
+        )
+    return prefix[: max_tokens - len(suffix)] + suffix, True
+
+
 class TransformersBackend:
     """Scores prompts with one loaded model; rows are length-sorted and left-padded into batches."""
 
@@ -73,18 +89,7 @@ class TransformersBackend:
         return KVVariant().operator_identity(self.loaded.identity)
 
     def encode(self, parts: PromptParts) -> tuple[list[int], bool]:
-        """Token ids of prefix + suffix; an over-long document is cut at its end (or refused)."""
-        tok = self.loaded.tokenizer
-        prefix = tok.encode(parts.prefix, add_special_tokens=False)
-        suffix = tok.encode(parts.suffix, add_special_tokens=False)
-        if len(prefix) + len(suffix) <= self.max_tokens:
-            return prefix + suffix, False
-        if self.on_long_text == "error" or len(suffix) >= self.max_tokens:
-            raise ContextLengthError(
-                f"a text of {len(prefix) + len(suffix)} tokens exceeds the context of {self.max_tokens} tokens "
-                f"for model '{self.loaded.identity}' (set on_long_text=truncate to cut long documents at their end)"
-            )
-        return prefix[: self.max_tokens - len(suffix)] + suffix, True
+        return encode_prompt(self.loaded, parts, self.max_tokens, self.on_long_text)
 
     @torch.inference_mode()
     def score_batch(self, batch: Sequence[list[int]]) -> np.ndarray:

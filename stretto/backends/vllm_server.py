@@ -35,6 +35,7 @@ class LocalServer:
     venv: Path = DEFAULT_VENV
     max_model_len: int = 16384
     kv_cache_gb: int = 4  # VLLM_CPU_KVCACHE_SPACE: the prefix cache lives here
+    dtype: str = "bfloat16"
     extra_args: list[str] = field(default_factory=list)
     log_path: Path | None = None
     startup_seconds: float | None = None
@@ -45,14 +46,16 @@ class LocalServer:
         return f"http://{self.host}:{self.port}/v1"
 
     def command(self) -> list[str]:
-        vllm = self.venv / "bin" / "vllm"
-        if not vllm.exists():
-            raise ModelError(f"no vLLM at {vllm}: create its virtualenv with `make vllm-env` (or pass --venv)")
+        """The OpenAI-compatible server as a module: the same in `vllm` and `vllm-cpu` (whose `vllm serve` console
+        script looks up the metadata of a distribution named `vllm` and fails)."""
+        python = self.venv / "bin" / "python"
+        if not (self.venv / "bin" / "vllm").exists():
+            raise ModelError(f"no vLLM in {self.venv}: create its virtualenv with `make vllm-env` (or pass --venv)")
         return [
-            str(vllm), "serve", served_weights_dir(self.model),
+            str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", served_weights_dir(self.model),
             "--served-model-name", self.served_name,
             "--host", self.host, "--port", str(self.port),
-            "--enable-prefix-caching", "--max-model-len", str(self.max_model_len), "--dtype", "bfloat16",
+            "--enable-prefix-caching", "--max-model-len", str(self.max_model_len), "--dtype", self.dtype,
             *self.extra_args,
         ]  # fmt: skip
 
