@@ -7,8 +7,10 @@ On 300 movie reviews and 100 e-mails, two questions per document:
 - vLLM, cold: the first question on each document, on a freshly started server (nothing cached);
   vLLM, prefix-hit: the second question on the same documents (their prefix blocks are cached on the server).
 agreement: share of rows where vLLM's decision equals transformers' (same question, cold) at the median of the
-transformers scores (half the rows on each side: the hardest single threshold). transformers runs before the
-server starts (vLLM keeps one of the two cores busy); server start-up is reported on its own row.
+transformers scores (half the rows on each side: the hardest single threshold). transformers runs in bf16 with
+fp32 scoring (our default), the server in float32 (its default here: bf16 logits come in 0.125 steps).
+transformers runs before the server starts (vLLM keeps one of the two cores busy); server start-up is reported
+on its own row.
 
     make vllm-env && .venv/bin/python scripts/vllm_bench.py        # results/vllm_bench.csv
 """
@@ -66,25 +68,28 @@ def main() -> None:
         for question in (first, second):  # from scratch: nothing is reused, both questions are cold
             reference[question], rps = timed(LLMFilter(Template(question), TransformersBackend(loaded)), docs)
             rows.append({"backend": "transformers", "dataset": dataset, "phase": "cold", "question": question,
-                         "rows_per_second": rps, "agreement": 1.0})  # fmt: skip
+                         "rows_per_second": rps, "agreement": 1.0, "dtype": "bfloat16"})  # fmt: skip
         stored = family.operator(Template(second), spec.gold_identity)
         stored.score(docs, progress=False)  # builds any missing cache (the offline step) and warms it: not timed
         scores, rps = timed(stored, docs)
         rows.append({"backend": "transformers", "dataset": dataset, "phase": "prefix-hit", "question": second,
-                     "rows_per_second": rps, "agreement": agreement(reference[second], scores)})  # fmt: skip
+                     "rows_per_second": rps, "agreement": agreement(reference[second], scores),
+                     "dtype": "bfloat16"})  # fmt: skip
         print(*rows[-3:], sep="\n", flush=True)
 
     server = LocalServer(MODEL, MODEL, venv=args.venv, log_path=ROOT / "outputs" / "vllm_bench_server.log")
     server.log_path.parent.mkdir(parents=True, exist_ok=True)
     with server:
-        rows.append({"backend": "vllm", "dataset": "-", "phase": "startup", "seconds": server.startup_seconds})
+        rows.append({"backend": "vllm", "dataset": "-", "phase": "startup", "seconds": server.startup_seconds,
+                     "dtype": server.dtype})  # fmt: skip
         backend = VLLMBackend(served_model(MODEL), server.url, served_name=MODEL)
         backend.warm_up()
         for dataset, (_, _, first, second) in WORKLOADS.items():
             for phase, question in (("cold", first), ("prefix-hit", second)):  # the second question reuses the prefix
                 scores, rps = timed(LLMFilter(Template(question), backend), data[dataset])
                 rows.append({"backend": "vllm", "dataset": dataset, "phase": phase, "question": question,
-                             "rows_per_second": rps, "agreement": agreement(reference[question], scores)})  # fmt: skip
+                             "rows_per_second": rps, "agreement": agreement(reference[question], scores),
+                             "dtype": server.dtype})  # fmt: skip
                 print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ import socket
 import numpy as np
 import pytest
 
+from stretto.backends.model_loader import load_model
 from stretto.backends.transformers_backend import TransformersBackend
 from stretto.backends.vllm_backend import VLLMBackend, served_model
 from stretto.backends.vllm_server import DEFAULT_VENV, LocalServer
@@ -24,12 +25,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_vllm_server_scores_agree_with_transformers(qwen05, tmp_path):
+def test_vllm_server_scores_agree_with_transformers(tmp_path):
+    """Both sides in float32, so the check is of the scoring path (same token ids, same yes/no spellings), not of
+    bf16 rounding (vLLM's bf16 logits come in steps of 0.125: results/vllm_bench.csv measures that setting)."""
     if not (DEFAULT_VENV / "bin" / "vllm").exists():
         pytest.skip(f"no vLLM virtualenv at {DEFAULT_VENV}: run `make vllm-env` first")
     reviews = load_dataset("movie")["reviews"].df.head(50)
     template = Template("{reviewtext} is clearly positive")
-    local = LLMFilter(template, TransformersBackend(qwen05)).score(reviews, progress=False).scores
+    local_model = load_model("qwen-0.5b", dtype="float32")
+    local = LLMFilter(template, TransformersBackend(local_model)).score(reviews, progress=False).scores
     server = LocalServer("qwen-0.5b", "qwen-0.5b", port=free_port(), max_model_len=4096, log_path=tmp_path / "vllm.log")
     with server:
         assert server.startup_seconds is not None and server.startup_seconds > 0
@@ -38,5 +42,5 @@ def test_vllm_server_scores_agree_with_transformers(qwen05, tmp_path):
     threshold = float(np.median(local))  # the hardest single threshold: half the rows on each side
     agreement = float(np.mean((local > threshold) == (served > threshold)))
     assert agreement >= 0.98, (agreement, np.abs(local - served).max())
-    assert np.corrcoef(local, served)[0, 1] > 0.99
+    assert np.corrcoef(local, served)[0, 1] > 0.999
     assert server._process.poll() is not None  # shut down cleanly

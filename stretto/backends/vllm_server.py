@@ -35,7 +35,7 @@ class LocalServer:
     venv: Path = DEFAULT_VENV
     max_model_len: int = 16384
     kv_cache_gb: int = 4  # VLLM_CPU_KVCACHE_SPACE: the prefix cache lives here
-    dtype: str = "bfloat16"
+    dtype: str = "float32"  # scores, not only answers: bf16 logits come in steps of 0.125 and tie many rows
     extra_args: list[str] = field(default_factory=list)
     log_path: Path | None = None
     startup_seconds: float | None = None
