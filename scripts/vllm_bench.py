@@ -52,6 +52,12 @@ def agreement(reference: np.ndarray, other: np.ndarray) -> float:
     return float(np.mean((reference > threshold) == (other > threshold)))
 
 
+def save(rows: list[dict], out: Path) -> None:
+    """Written after every measurement: an interrupted run keeps what it measured."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(out, index=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
@@ -76,6 +82,7 @@ def main() -> None:
                      "rows_per_second": rps, "agreement": agreement(reference[second], scores),
                      "dtype": "bfloat16"})  # fmt: skip
         print(*rows[-3:], sep="\n", flush=True)
+        save(rows, args.out)
 
     server = LocalServer(MODEL, MODEL, venv=args.venv, log_path=ROOT / "outputs" / "vllm_bench_server.log")
     server.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,6 +98,7 @@ def main() -> None:
                              "rows_per_second": rps, "agreement": agreement(reference[question], scores),
                              "dtype": server.dtype})  # fmt: skip
                 print(rows[-1], flush=True)
+                save(rows, args.out)
     table = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
