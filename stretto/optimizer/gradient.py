@@ -21,7 +21,7 @@ from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step
 from stretto.optimizer.problem import PlanProblem
 from stretto.optimizer.relaxation import DTYPE, Params, SampleTensors, cascade, evaluate, gold_only_cost
 from stretto.optimizer.reorder import best_order
-from stretto.optimizer.simulate import plan_on_sample
+from stretto.optimizer.simulate import gold_only_plan
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,7 @@ class GradientOptimizer:
             problem.targets.alpha,
             problem.n_tuples,
         )
-        gold_cascades = [Cascade.gold_only(f.template, f.gold) for f in problem.filters]
-        plan = plan_on_sample(problem, gold_cascades, self.name, fallback=True)  # in the DP's order
+        plan = gold_only_plan(problem, self.name, fallback=True)
         plan.notes.update(attempts=attempts, feasible_jobs=0, optimize_seconds=time.perf_counter() - began)
         return plan
 

@@ -90,3 +90,9 @@ def plan_on_sample(
         fallback=fallback,
         notes=notes or {},
     )
+
+
+def gold_only_plan(problem: PlanProblem, system: str, *, fallback: bool = False) -> PhysicalPlan:
+    """The gold operator on every filter, in the DP's order: gold-only, and every system's fallback."""
+    return plan_on_sample(problem, [Cascade.gold_only(f.template, f.gold) for f in problem.filters], system,
+                          fallback=fallback)  # fmt: skip
