@@ -1,11 +1,12 @@
 """Abacus-style: Pareto-cascades from sample point estimates, no statistical bound (Palimpzest's optimizer).
 
 Per filter, every cheap operator with every pair of thresholds from a grid of its score quantiles (plus gold
-alone) is a candidate cascade, estimated on the sample: cost per tuple, precision and recall against the gold
-labels. The Pareto frontier of (cost, precision, recall) is kept, cut to the `frontier` best by F1. Then the
-cheapest combination of per-filter choices whose end-to-end point estimates on the sample meet the targets
-wins; gold alone if none does. What it lacks by design is a bound: a plan that just meets the targets on the
-sample misses them on the table about half the time.
+alone) is a candidate cascade (per extract: every cheap extractor with every acceptance threshold), estimated
+on the sample: cost per tuple, precision and recall against the gold labels. The Pareto frontier of (cost,
+precision, recall) is kept, cut to the `frontier` best by F1. Then the cheapest combination of per-filter
+choices whose end-to-end point estimates on the sample meet the targets wins; gold alone if none does. What it
+lacks by design is a bound: a plan that just meets the targets on the sample misses them on the table about
+half the time.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class Choice:
     cascade: Cascade
     keep: np.ndarray  # (tuples,) hard decisions on the sample
     seconds: np.ndarray  # (tuples,)
-    quality: Quality  # against the gold labels on the sample
+    right: np.ndarray  # (tuples,) the extracted value equals gold's (1 for filters)
+    quality: Quality  # against the gold labels (and values) on the sample
 
     @property
     def cost(self) -> float:
@@ -45,12 +47,13 @@ def choices(f: FilterSample, grid: int) -> list[Choice]:
     for i, op in enumerate(f.candidates):
         edges = np.unique(np.quantile(f.scores[i], np.linspace(0, 1, grid + 1)))
         bounds = [-np.inf, *edges, np.inf]
-        for lower, upper in itertools.combinations_with_replacement(bounds, 2):
+        pairs = [(-np.inf, u) for u in bounds] if f.is_extract else itertools.combinations_with_replacement(bounds, 2)
+        for lower, upper in pairs:
             cascades.append(Cascade(f.template, (Step(op, float(lower), float(upper)),), f.gold))
     out = []
     for cascade in cascades:
-        keep, seconds = run_cascade(f, cascade)
-        out.append(Choice(cascade, keep, seconds, quality(keep, f.labels)))
+        keep, seconds, right = run_cascade(f, cascade)
+        out.append(Choice(cascade, keep, seconds, right, quality(keep, f.labels, right)))
     return out
 
 
@@ -81,7 +84,7 @@ class AbacusOptimizer:
         best, best_cost = None, np.inf
         for combo in itertools.product(*fronts):
             keep = np.array([c.keep for c in combo])
-            q = quality(keep.prod(axis=0), labels)
+            q = quality(keep.prod(axis=0), labels, np.prod([c.right for c in combo], axis=0))
             if not problem.targets.met(q.precision, q.recall):
                 continue
             cost = best_order(keep, np.array([c.seconds for c in combo]))[1]

@@ -82,10 +82,11 @@ class BargainOptimizer:
         self.settings = settings or BargainSettings()
 
     def optimize(self, problem: PlanProblem) -> PhysicalPlan:
-        split = per_filter_targets(problem.targets, len(problem.filters))
+        split = per_filter_targets(problem.targets, sum(not f.is_extract for f in problem.filters))
         target = max(split.precision, split.recall)
-        cascades, notes = [], {}
-        for f in problem.filters:
+        cascades = [Cascade.gold_only(f.template, f.gold) for f in problem.filters if f.is_extract]
+        notes = {}  # extracts run on the gold extractor: it has no cascade for them
+        for f in (f for f in problem.filters if not f.is_extract):
             i = proxy_index(f, self.settings.proxy)
             lower, upper, t_r, t_p = thresholds(f.scores[i], f.labels, target, 1 - split.alpha, self.settings)
             cascades.append(Cascade(f.template, (Step(f.candidates[i], lower, upper),), f.gold))

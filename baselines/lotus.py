@@ -130,10 +130,11 @@ class LotusOptimizer:
 
     def optimize(self, problem: PlanProblem) -> PhysicalPlan:
         s = self.settings
-        split = per_filter_targets(problem.targets, len(problem.filters))
+        split = per_filter_targets(problem.targets, sum(not f.is_extract for f in problem.filters))
         rng = np.random.default_rng(s.seed)
-        cascades, notes = [], {}
-        for f in problem.filters:
+        cascades = [Cascade.gold_only(f.template, f.gold) for f in problem.filters if f.is_extract]
+        notes = {}  # extracts run on the gold extractor: it has no cascade for them
+        for f in (f for f in problem.filters if not f.is_extract):
             i = proxy_index(f, s.proxy)
             edges = quantile_edges(f.scores[i], s.calibration_quantiles)
             calibrated = calibrate(f.scores[i], edges)

@@ -28,4 +28,5 @@ def proxy_index(f: FilterSample, proxy: str | None) -> int:
 
 def per_filter_targets(targets: Targets, n_filters: int) -> Targets:
     """The even split per-operator systems use: T^(1/n) each, confidence alpha^(1/n) (a union over n cascades)."""
+    n_filters = max(1, n_filters)  # a plan of extracts only splits nothing
     return share_targets(targets, 1.0 / n_filters, n_filters)

@@ -53,7 +53,7 @@ def profile_query(
     progress: bool = True,
 ) -> Profile:
     rows = table.df.iloc[sample]
-    operators = [source.operator(f.template, identity) for f in query.filters for identity in family.identities]
+    operators = [source.operator(f.template, identity) for f in query.operators for identity in family.identities]
     return profile_rows(rows, operators, store=store, progress=progress)
 
 
@@ -63,7 +63,7 @@ def plan_problem(
     rows = table.df.iloc[sample]
     filters = tuple(
         filter_sample(profile, f.template, row_keys(rows, f.template), family.identities, family.gold_identity)
-        for f in query.filters
+        for f in query.operators
     )
     return PlanProblem(filters, targets, len(sample) / len(table))
 
@@ -90,6 +90,6 @@ def run_query(
     plan = optimizer.optimize(problem)
     optimize_seconds = time.perf_counter() - began
     execution = execute_plan(table, plan, source, sample=sample, profile=profile, seed=seed, progress=progress)
-    templates = [f.template for f in query.filters]
+    templates = [f.template for f in query.operators]
     spent = sample_seconds(profile, table.df.iloc[sample], templates, family.identities)
     return QueryRun(plan, execution, sample, profile, problem, spent, optimize_seconds)

@@ -22,9 +22,43 @@ FAMILY = {
     "gold": {"model": "qwen-1.5b", "press": "none", "ratio": 0.0},
 }
 TEMPLATES = ("{text} is about cats", "{text} is friendly", "{text} is short")
+EXTRACT = "the [animal] (cat/dog/bird) in {text}"
+ANIMALS = np.array(["cat", "dog", "bird"], dtype=object)
 
 
-def synthetic(n: int = 400, seed: int = 0, rates=(0.5, 0.6, 0.7)):
+def extract_records(table, spec, rng, costs) -> pd.DataFrame:
+    """Every operator's answers to EXTRACT: gold's value is the truth; cheap extractors are right more often
+    when they are surer (log-probability), the better one more so."""
+    n = len(table)
+    keys = row_keys(table.df, Template(EXTRACT))
+    truth = ANIMALS[rng.integers(0, 3, n)]
+    frames = []
+    for op in spec.identities:
+        if op == spec.gold_identity:
+            values, score = truth, np.full(n, -0.1)
+        else:
+            skill = 0.8 if op.endswith("none@0.00") else 0.6
+            right = rng.random(n) < skill
+            values = np.where(right, truth, ANIMALS[(np.searchsorted(ANIMALS, truth) + 1) % 3])
+            values = np.where(rng.random(n) < 0.05, None, values)  # sometimes 'none'
+            score = np.where(right, -0.2, -1.5) + rng.normal(size=n) * 0.5
+        frames.append(
+            pd.DataFrame(
+                {
+                    "row_key": keys,
+                    "template": EXTRACT,
+                    "operator": op,
+                    "score": score.astype(np.float32),
+                    "seconds": costs[op] * 3,
+                    "tokens": 20,
+                    "value": list(values),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def synthetic(n: int = 400, seed: int = 0, rates=(0.5, 0.6, 0.7), extract: bool = False):
     """Table, query over all templates, family spec and a replay source; cheap operators of graded quality."""
     rng = np.random.default_rng(seed)
     table = Table("docs", pd.DataFrame({"text": [f"document {i}" for i in range(n)]}), text_columns=["text"])
@@ -54,15 +88,17 @@ def synthetic(n: int = 400, seed: int = 0, rates=(0.5, 0.6, 0.7)):
                     }
                 )
             )
+    if extract:
+        frames.append(extract_records(table, spec, rng, costs))
     recording = Profile(pd.concat(frames, ignore_index=True))
-    query = Query.of("docs", [{"template": t} for t in TEMPLATES])
+    query = Query.of("docs", [{"template": t} for t in TEMPLATES], [{"template": EXTRACT}] if extract else [])
     return table, query, spec, ReplayFamily(spec, recording), recording
 
 
-def problem_for(n_filters=2, targets=None, fraction=0.25, seed=0):
+def problem_for(n_filters=2, targets=None, fraction=0.25, seed=0, extract=False):
     targets = targets or Targets(0.7, 0.7, 0.95)
-    table, query, spec, source, _ = synthetic()
-    query = Query(query.table, query.filters[:n_filters])
+    table, query, spec, source, _ = synthetic(extract=extract)
+    query = Query(query.table, query.filters[:n_filters], query.extracts)
     sample = profiling_sample(len(table), fraction, seed)
     profile = profile_query(table, query, source, spec, sample=sample, progress=False)
     return plan_problem(table, query, spec, profile, sample, targets), table, query, spec, source, sample, profile

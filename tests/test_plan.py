@@ -57,7 +57,7 @@ def test_query_checks_table_columns_and_labels():
         Query.of("reviews", [{"template": "{body} is good"}]).check(table)
     with pytest.raises(QueryError, match="given table 'reviews'"):
         Query.of("emails", [{"template": "{reviewtext} is good"}]).check(table)
-    with pytest.raises(QueryError, match="no filters"):
+    with pytest.raises(QueryError, match="no semantic filter or extract"):
         Query("reviews", ())
 
 

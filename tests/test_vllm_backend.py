@@ -47,7 +47,12 @@ class Stub(BaseHTTPRequestHandler):
         top = {"Yes": -0.1 if yes else -3.0, "No": -3.0 if yes else -0.1, "Maybe": -5.0}
         self._send(
             {
-                "choices": [{"text": "Yes" if yes else "No", "logprobs": {"top_logprobs": [top]}}],
+                "choices": [
+                    {
+                        "text": "Yes" if yes else "No",
+                        "logprobs": {"top_logprobs": [top], "token_logprobs": [top["Yes" if yes else "No"]]},
+                    }
+                ],
                 "usage": {"prompt_tokens": len(body["prompt"])},
             }
         )
@@ -99,7 +104,9 @@ def test_scores_rows_concurrently_and_keeps_warm_up_out_of_the_accounting(stub_u
     assert sent.startswith("Text:\nreview") and sent.endswith("\n\nQuestion?")
     assert scored.tokens[0] == len(sent)
     assert backend.identity.endswith("/none@0.00+vllm")
-    assert backend.generate(["a good film\n"], max_tokens=4) == ["Yes"]
+    answers = backend.generate([PromptParts("Text:\na good film", "\n\nTitle?")], progress=False)
+    assert answers.texts == ["Yes"] and answers.logprobs[0] == pytest.approx(-0.1)
+    assert Stub.requests[-1]["stop"] == ["\n"] and Stub.requests[-1]["logprobs"] == 1
 
 
 def test_unreachable_server_and_wrong_model_are_named(stub_url):

@@ -1,4 +1,4 @@
-"""What every scoring backend gives an operator: per-row yes/no log-odds and what each row cost."""
+"""What every scoring backend gives an operator: per-row yes/no log-odds (or extracted values) and their cost."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ class ScoredRows:
     seconds: np.ndarray  # float64
     tokens: np.ndarray  # int64, tokens run through the model per row
     truncated: int  # rows whose document was cut to fit the context
+    values: tuple[str | None, ...] | None = None  # an extraction's normalised answers (scores: their log-prob)
 
 
 class YesNoScorer(Protocol):

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from transformers import DynamicCache
 
 from stretto.backends.base import ScoredRows
+from stretto.backends.generation import GeneratedRows, greedy_continue
 from stretto.backends.transformers_backend import TransformersBackend
 from stretto.kvcache.build import KVBuilder
 from stretto.kvcache.store import KVEntry
@@ -48,13 +49,11 @@ class KVCachedBackend:
         assert entry is not None
         return entry
 
-    @torch.inference_mode()
-    def score_batch(self, entries: Sequence[KVEntry], question: list[int]) -> np.ndarray:
-        """Log-odds for documents sharing one question: their caches padded on the left to equal length."""
+    def _stacked(self, entries: Sequence[KVEntry]) -> tuple[DynamicCache, torch.Tensor]:
+        """The entries' caches left-padded to one width in a fresh cache (the stored tensors are not mutated)."""
         width = max(e.n_kept for e in entries)
-        q = len(question)
         batch, n_layers = len(entries), len(entries[0].keys)
-        mask = torch.zeros((batch, width + q), dtype=torch.long)
+        mask = torch.zeros((batch, width), dtype=torch.long)
         for i, e in enumerate(entries):
             mask[i, width - e.n_kept :] = 1
         cache = DynamicCache(config=self.loaded.model.config)
@@ -70,34 +69,53 @@ class KVCachedBackend:
                     k[i, :, width - e.n_kept :] = keys[i]
                     v[i, :, width - e.n_kept :] = values[i]
             cache.update(k, v, layer)
+        return cache, mask
+
+    def _question(self, entries: Sequence[KVEntry], question: list[int], *, full_logits: bool):
+        """Run the question on the stacked caches: positions continue each row's original document."""
+        cache, mask = self._stacked(entries)
+        width, q = mask.shape[1], len(question)
+        mask = torch.cat([mask, torch.ones((len(entries), q), dtype=torch.long)], dim=1)
         positions = torch.stack([torch.arange(e.n_tokens, e.n_tokens + q) for e in entries])
         device = self.loaded.model.device
-        hidden = self.loaded.model.get_decoder()(
-            input_ids=torch.tensor([question] * batch, device=device),
+        inputs = dict(
+            input_ids=torch.tensor([question] * len(entries), device=device),
             attention_mask=mask.to(device),
             position_ids=positions.to(device),
             cache_position=torch.arange(width, width + q, device=device),
             past_key_values=cache,
             use_cache=True,
-        ).last_hidden_state
-        return self.base.yes_no_log_odds(hidden[:, -1, :])
+        )
+        if full_logits:
+            out = self.loaded.model(**inputs, logits_to_keep=1).logits[:, -1, :]
+        else:
+            out = self.loaded.model.get_decoder()(**inputs).last_hidden_state[:, -1, :]
+        return out, cache, mask, positions[:, -1] + 1
 
-    def score(self, prompts: Sequence[PromptParts], *, desc: str = "scoring", progress: bool = True) -> ScoredRows:
-        """Score every prompt on its document's stored cache, in batches of similar cache length.
+    @torch.inference_mode()
+    def score_batch(self, entries: Sequence[KVEntry], question: list[int]) -> np.ndarray:
+        """Log-odds for documents sharing one question: their caches padded on the left to equal length."""
+        hidden, *_ = self._question(entries, question, full_logits=False)
+        return self.base.yes_no_log_odds(hidden)
+
+    @torch.inference_mode()
+    def generate_batch(self, entries: Sequence[KVEntry], question: list[int]) -> list[tuple[str, float]]:
+        """Greedy short answers for documents sharing one question, continuing on their stacked caches."""
+        logits, cache, mask, positions = self._question(entries, question, full_logits=True)
+        texts, logprobs = greedy_continue(self.loaded.model, self.loaded.tokenizer, logits, cache, mask, positions)
+        return list(zip(texts, logprobs.tolist(), strict=True))
+
+    def _run(self, prompts: Sequence[PromptParts], run, desc: str, progress: bool) -> tuple[list, np.ndarray]:
+        """run(entries, question) over batches of rows sharing a question, sorted by cache length.
 
         Caches are read a chunk at a time so that long documents never hold the whole table's caches in memory.
         """
         if len(prompts) > CHUNK_ROWS:
             parts = [
-                self.score(prompts[i : i + CHUNK_ROWS], desc=f"{desc} [{i // CHUNK_ROWS + 1}]", progress=progress)
+                self._run(prompts[i : i + CHUNK_ROWS], run, f"{desc} [{i // CHUNK_ROWS + 1}]", progress)
                 for i in range(0, len(prompts), CHUNK_ROWS)
             ]
-            return ScoredRows(
-                np.concatenate([p.scores for p in parts]),
-                np.concatenate([p.seconds for p in parts]),
-                np.concatenate([p.tokens for p in parts]),
-                sum(p.truncated for p in parts),
-            )
+            return [o for p in parts for o in p[0]], np.concatenate([p[1] for p in parts])
         tokenizer = self.loaded.tokenizer
         questions = [tuple(tokenizer.encode(p.suffix, add_special_tokens=False)) for p in prompts]
         seconds = np.zeros(len(prompts), dtype=np.float64)
@@ -107,7 +125,7 @@ class KVCachedBackend:
             entries.append(self.entry(p.prefix))
             seconds[i] = time.perf_counter() - began
         order = sorted(range(len(prompts)), key=lambda i: (questions[i], entries[i].n_kept))
-        scores = np.zeros(len(prompts), dtype=np.float32)
+        outputs: list = [None] * len(prompts)
         bar = tqdm(total=len(prompts), desc=desc, unit="row", disable=not progress)
         start = 0
         while start < len(order):
@@ -119,9 +137,24 @@ class KVCachedBackend:
             ):
                 rows.append(order[start + len(rows)])
             began = time.perf_counter()
-            scores[rows] = self.score_batch([entries[i] for i in rows], list(questions[rows[0]]))
+            for i, out in zip(rows, run([entries[i] for i in rows], list(questions[rows[0]])), strict=True):
+                outputs[i] = out
             seconds[rows] += (time.perf_counter() - began) / len(rows)
             bar.update(len(rows))
             start += len(rows)
         bar.close()
-        return ScoredRows(scores, seconds, np.array([len(q) for q in questions], dtype=np.int64), 0)
+        return outputs, seconds
+
+    def _tokens(self, prompts: Sequence[PromptParts]) -> np.ndarray:
+        return np.array([len(self.loaded.tokenizer.encode(p.suffix, add_special_tokens=False)) for p in prompts])
+
+    def score(self, prompts: Sequence[PromptParts], *, desc: str = "scoring", progress: bool = True) -> ScoredRows:
+        """Score every prompt on its document's stored cache, in batches of similar cache length."""
+        scores, seconds = self._run(prompts, self.score_batch, desc, progress)
+        return ScoredRows(np.array(scores, dtype=np.float32), seconds, self._tokens(prompts).astype(np.int64), 0)
+
+    def generate(self, prompts: Sequence[PromptParts], *, desc: str = "extracting", progress: bool = True):
+        """Greedy short answers on the stored caches (extraction), batched like `score`."""
+        answers, seconds = self._run(prompts, self.generate_batch, desc, progress)
+        texts, logprobs = [a[0] for a in answers], np.array([a[1] for a in answers], dtype=np.float32)
+        return GeneratedRows(texts, logprobs, seconds, self._tokens(prompts).astype(np.int64), 0)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from stretto.backends.base import ScoredRows
 from stretto.optimizer.profile import Profile, row_keys
-from stretto.plan.template import Template
+from stretto.plan.template import ExtractTemplate, Template
 
 
 class ReplayFilter:
@@ -28,4 +28,5 @@ class ReplayFilter:
             answers["seconds"].to_numpy("float64"),
             answers["tokens"].to_numpy("int64"),
             truncated=0,
+            values=tuple(answers["value"]) if isinstance(self.template, ExtractTemplate) else None,
         )

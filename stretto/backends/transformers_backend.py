@@ -16,8 +16,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from transformers import DynamicCache
 
 from stretto.backends.base import ScoredRows
+from stretto.backends.generation import GeneratedRows, greedy_continue
 from stretto.backends.model_loader import LoadedModel
 from stretto.errors import ContextLengthError, ModelError
 from stretto.kvcache.variant import KVVariant
@@ -91,16 +93,20 @@ class TransformersBackend:
     def encode(self, parts: PromptParts) -> tuple[list[int], bool]:
         return encode_prompt(self.loaded, parts, self.max_tokens, self.on_long_text)
 
-    @torch.inference_mode()
-    def score_batch(self, batch: Sequence[list[int]]) -> np.ndarray:
-        """Log-odds for a batch of token id lists (left padding, positions counted from each row's start)."""
+    def _padded(self, batch: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Left-padded ids, attention mask and positions counted from each row's first real token."""
         width = max(len(ids) for ids in batch)
         input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
         for i, ids in enumerate(batch):
             input_ids[i, width - len(ids) :] = torch.tensor(ids)
             mask[i, width - len(ids) :] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        return input_ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
+
+    @torch.inference_mode()
+    def score_batch(self, batch: Sequence[list[int]]) -> np.ndarray:
+        """Log-odds for a batch of token id lists (left padding, positions counted from each row's start)."""
+        input_ids, mask, positions = self._padded(batch)
         device = self.loaded.model.device
         hidden = self.loaded.model.get_decoder()(
             input_ids=input_ids.to(device),
@@ -110,30 +116,69 @@ class TransformersBackend:
         ).last_hidden_state
         return self.yes_no_log_odds(hidden[:, -1, :])
 
+    @torch.inference_mode()
+    def generate_batch(self, batch: Sequence[list[int]]) -> tuple[list[str], np.ndarray]:
+        """Greedy short answers for a batch of prompts run from scratch."""
+        input_ids, mask, positions = self._padded(batch)
+        model, device = self.loaded.model, self.loaded.model.device
+        cache = DynamicCache(config=model.config)
+        logits = model(
+            input_ids=input_ids.to(device),
+            attention_mask=mask.to(device),
+            position_ids=positions.to(device),
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits[:, -1, :]
+        return greedy_continue(model, self.loaded.tokenizer, logits, cache, mask, mask.sum(-1))
+
     def yes_no_log_odds(self, last_hidden: torch.Tensor) -> np.ndarray:
         """fp32 log p(yes) - log p(no) from the last position's hidden state (batch, hidden)."""
         logits = last_hidden.float() @ self.yes_no_rows.to(last_hidden.device).T
         score = torch.logsumexp(logits[:, : self.n_yes], -1) - torch.logsumexp(logits[:, self.n_yes :], -1)
         return score.cpu().numpy().astype(np.float32)
 
-    def score(self, prompts: Sequence[PromptParts], *, desc: str = "scoring", progress: bool = True) -> ScoredRows:
-        """Score every prompt; batches are formed from length-sorted rows to waste little on padding."""
+    def _encode_all(self, prompts: Sequence[PromptParts]) -> tuple[list[list[int]], int]:
         encoded = [self.encode(p) for p in prompts]
         truncated = sum(cut for _, cut in encoded)
         if truncated:
             log.warning(
                 "%d of %d texts exceeded %d tokens and were cut at their end", truncated, len(prompts), self.max_tokens
             )
-        ids = [e for e, _ in encoded]
+        return [e for e, _ in encoded], truncated
+
+    def _in_batches(self, ids: list[list[int]], run, desc: str, progress: bool) -> tuple[list, np.ndarray]:
+        """run(batch) -> one output per row, over length-sorted batches; per-row seconds = batch time shared."""
         order = np.argsort([len(x) for x in ids], kind="stable")
-        scores = np.zeros(len(ids), dtype=np.float32)
+        outputs: list = [None] * len(ids)
         seconds = np.zeros(len(ids), dtype=np.float64)
         bar = tqdm(total=len(ids), desc=desc, unit="row", disable=not progress)
         for start in range(0, len(ids), self.batch_size):
             rows = order[start : start + self.batch_size]
             began = time.perf_counter()
-            scores[rows] = self.score_batch([ids[i] for i in rows])
+            for i, out in zip(rows, run([ids[i] for i in rows]), strict=True):
+                outputs[i] = out
             seconds[rows] = (time.perf_counter() - began) / len(rows)
             bar.update(len(rows))
         bar.close()
-        return ScoredRows(scores, seconds, np.array([len(x) for x in ids], dtype=np.int64), truncated)
+        return outputs, seconds
+
+    def score(self, prompts: Sequence[PromptParts], *, desc: str = "scoring", progress: bool = True) -> ScoredRows:
+        """Score every prompt; batches are formed from length-sorted rows to waste little on padding."""
+        ids, truncated = self._encode_all(prompts)
+        scores, seconds = self._in_batches(ids, self.score_batch, desc, progress)
+        tokens = np.array([len(x) for x in ids], dtype=np.int64)
+        return ScoredRows(np.array(scores, dtype=np.float32), seconds, tokens, truncated)
+
+    def generate(self, prompts: Sequence[PromptParts], *, desc: str = "extracting", progress: bool = True):
+        """Greedy short answers (extraction), batched like `score`."""
+        ids, truncated = self._encode_all(prompts)
+
+        def run(batch: list[list[int]]) -> list[tuple[str, float]]:
+            texts, logprobs = self.generate_batch(batch)
+            return list(zip(texts, logprobs.tolist(), strict=True))
+
+        answers, seconds = self._in_batches(ids, run, desc, progress)
+        tokens = np.array([len(x) for x in ids], dtype=np.int64)
+        return GeneratedRows([a[0] for a in answers], np.array([a[1] for a in answers], np.float32), seconds,
+                             tokens, truncated)  # fmt: skip

@@ -30,6 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from stretto.backends.base import ScoredRows
+from stretto.backends.generation import MAX_ANSWER_TOKENS, GeneratedRows
 from stretto.backends.model_loader import ModelSource, model_location, resolve
 from stretto.backends.transformers_backend import NO_VARIANTS, YES_VARIANTS, encode_prompt
 from stretto.errors import ModelError
@@ -167,40 +168,49 @@ class VLLMBackend:
             self.client.complete(self.served_name, "Hello", max_tokens=1)
             self._warm = True
 
-    def _score_one(self, ids: list[int]) -> tuple[float, int]:
+    def _score_one(self, ids: list[int]) -> float:
         answer = self.client.complete(self.served_name, ids, max_tokens=1, logprobs=TOP_LOGPROBS)
-        top = answer["choices"][0]["logprobs"]["top_logprobs"][0]
-        return yes_no_log_odds(top), len(ids)
+        return yes_no_log_odds(answer["choices"][0]["logprobs"]["top_logprobs"][0])
 
-    def score(self, prompts: Sequence[PromptParts], *, desc: str = "vllm", progress: bool = True) -> ScoredRows:
-        """Sends token ids built exactly as the transformers backend builds them (document first, each part
+    def _concurrent(self, prompts: Sequence[PromptParts], one, desc: str, progress: bool):
+        """one(ids) for every prompt, `concurrency` requests in flight; per-row seconds = batch wall time shared.
+
+        Sends token ids built exactly as the transformers backend builds them (document first, each part
         tokenized on its own; tokenizing the joined text can merge across the boundary and moved scores by up
-        to 0.15 in our check), so both backends score the same sequence."""
+        to 0.15 in our check), so both backends see the same sequence.
+        """
         self.warm_up()
         encoded = [encode_prompt(self.loaded, p, self.max_tokens, self.on_long_text) for p in prompts]
-        truncated = sum(cut for _, cut in encoded)
         ids = [e for e, _ in encoded]
         n = len(ids)
-        scores, seconds, tokens = np.zeros(n, np.float32), np.zeros(n), np.zeros(n, np.int64)
+        outputs: list = [None] * n
+        seconds = np.zeros(n)
         step = self.concurrency * 4
         with ThreadPoolExecutor(self.concurrency) as pool, tqdm(total=n, desc=desc, disable=not progress) as bar:
             for start in range(0, n, step):
                 batch = ids[start : start + step]
                 began = time.perf_counter()
-                answers = list(pool.map(self._score_one, batch))
+                answers = list(pool.map(one, batch))
                 wall = time.perf_counter() - began
-                for i, (score, used) in enumerate(answers, start):
-                    scores[i], tokens[i], seconds[i] = score, used, wall / len(batch)
+                for i, answer in enumerate(answers, start):
+                    outputs[i], seconds[i] = answer, wall / len(batch)
                 bar.update(len(batch))
-        return ScoredRows(scores, seconds, tokens, truncated=truncated)
+        tokens = np.array([len(x) for x in ids], dtype=np.int64)
+        return outputs, seconds, tokens, sum(cut for _, cut in encoded)
 
-    def generate(self, prompts: Sequence[str], *, max_tokens: int = 16, stop: Sequence[str] = ("\n",)) -> list[str]:
-        """Greedy short answers (for extraction), one request per prompt, concurrently."""
-        self.warm_up()
+    def score(self, prompts: Sequence[PromptParts], *, desc: str = "vllm", progress: bool = True) -> ScoredRows:
+        scores, seconds, tokens, truncated = self._concurrent(prompts, self._score_one, desc, progress)
+        return ScoredRows(np.array(scores, dtype=np.float32), seconds, tokens, truncated=truncated)
 
-        def one(prompt: str) -> str:
-            answer = self.client.complete(self.served_name, prompt, max_tokens=max_tokens, stop=list(stop))
-            return answer["choices"][0]["text"]
+    def _generate_one(self, ids: list[int]) -> tuple[str, float]:
+        answer = self.client.complete(self.served_name, ids, max_tokens=MAX_ANSWER_TOKENS, stop=["\n"], logprobs=1)[
+            "choices"
+        ][0]
+        chosen = (answer.get("logprobs") or {}).get("token_logprobs") or []
+        return answer["text"], float(sum(p for p in chosen if p is not None))
 
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            return list(pool.map(one, prompts))
+    def generate(self, prompts: Sequence[PromptParts], *, desc: str = "vllm", progress: bool = True) -> GeneratedRows:
+        """Greedy short answers (extraction), stopped at the newline; confidence = the answer's log-probability."""
+        answers, seconds, tokens, truncated = self._concurrent(prompts, self._generate_one, desc, progress)
+        logprobs = np.array([a[1] for a in answers], dtype=np.float32)
+        return GeneratedRows([a[0] for a in answers], logprobs, seconds, tokens, truncated)

@@ -20,10 +20,15 @@ class Quality:
         return asdict(self)
 
 
-def quality(predicted: np.ndarray, truth: np.ndarray) -> Quality:
-    """Precision, recall and F1 of boolean predictions; an empty prediction has precision 1 by convention."""
+def quality(predicted: np.ndarray, truth: np.ndarray, right: np.ndarray | None = None) -> Quality:
+    """Precision, recall and F1 of boolean predictions; an empty prediction has precision 1 by convention.
+
+    With extracted values, `right` says whether a row's values equal the true ones: a predicted row counts as a
+    hit only if it is true and right, so a wrong value is both a false positive and a false negative.
+    """
     predicted, truth = np.asarray(predicted, dtype=bool), np.asarray(truth, dtype=bool)
-    tp = int((predicted & truth).sum())
+    hits = predicted & truth if right is None else predicted & truth & np.asarray(right, dtype=bool)
+    tp = int(hits.sum())
     n_pred, n_true = int(predicted.sum()), int(truth.sum())
     precision = tp / n_pred if n_pred else 1.0
     recall = tp / n_true if n_true else 1.0

@@ -5,7 +5,9 @@ cheap operator scores the tuples still unsure (in batches, by its backend), keep
 threshold and discards those below its lower one; a random fraction of those accepts / discards
 (the plan's forcing fractions, drawn from `seed`) goes to the gold operator with the still-unsure
 rest. Tuples of the profiling sample are not scored again: the gold operator's recorded answers
-decide them, at no cost.
+decide them, at no cost. An extract's cascade never discards: a cheap extractor's value is final when
+its confidence is above the upper threshold, and the gold extractor fills in the rest; the values land
+in the result under the template's [output] column.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pandas as pd
 from stretto.data.table import Table
 from stretto.optimizer.physical_plan import DISCARD, KEEP, UNSURE, PhysicalPlan, decide
 from stretto.optimizer.profile import CandidateOperator, Profile, row_keys
-from stretto.plan.template import Template
+from stretto.plan.template import ExtractTemplate, Template, parse_template
 
 
 class OperatorSource(Protocol):
@@ -42,7 +44,7 @@ class StepStats:
 
 @dataclass(frozen=True)
 class PlanExecution:
-    result: pd.DataFrame
+    result: pd.DataFrame  # the kept rows, with one column per extract
     kept: np.ndarray  # (rows,) bool
     stats: tuple[StepStats, ...]
     seconds: float  # operator seconds (measured by the backends; recorded ones for replay)
@@ -77,13 +79,18 @@ def execute_plan(
     rng = np.random.default_rng(seed)
     alive = np.ones(n, dtype=bool)
     stats: list[StepStats] = []
+    extracted: dict[str, np.ndarray] = {}
     for cascade in plan.cascades:
-        template = Template(cascade.template)
+        template = parse_template(cascade.template)
+        is_extract = isinstance(template, ExtractTemplate)
         keep = np.zeros(n, dtype=bool)
+        values = np.full(n, None, dtype=object)
         known = np.flatnonzero(alive & in_sample)
         if len(known):
             keys = row_keys(table.df.iloc[known], template)
-            keep[known] = profile.lookup(keys, template, cascade.gold)["score"].to_numpy() > 0.0
+            recorded = profile.lookup(keys, template, cascade.gold)
+            keep[known] = is_extract or recorded["score"].to_numpy() > 0.0
+            values[known] = recorded["value"].to_numpy()
         unsure = np.flatnonzero(alive & ~in_sample)
         draws = rng.random((2, n))
         to_gold: list[np.ndarray] = []
@@ -91,7 +98,9 @@ def execute_plan(
             if not len(unsure):
                 break
             scored = source.operator(template, step.operator).score(table.df.iloc[unsure], progress=progress)
-            decision = decide(scored.scores, step.lower, step.upper)
+            decision = decide(scored.scores, -np.inf if is_extract else step.lower, step.upper)
+            if is_extract:
+                values[unsure] = scored.values
             accepted, discarded = unsure[decision == KEEP], unsure[decision == DISCARD]
             forced_a = accepted[draws[0, accepted] < cascade.force_accept]
             forced_d = discarded[draws[1, discarded] < cascade.force_discard]
@@ -112,8 +121,10 @@ def execute_plan(
         rest = np.sort(np.concatenate([unsure, *to_gold])).astype(np.int64)
         if len(rest):
             scored = source.operator(template, cascade.gold).score(table.df.iloc[rest], progress=progress)
-            gold_keep = scored.scores > 0.0
+            gold_keep = np.ones(len(rest), dtype=bool) if is_extract else scored.scores > 0.0
             keep[rest] = gold_keep
+            if is_extract:
+                values[rest] = scored.values
             stats.append(
                 StepStats(
                     cascade.template,
@@ -126,8 +137,11 @@ def execute_plan(
                 )
             )
         alive &= keep
+        if is_extract:
+            extracted[template.output] = values
+    result = table.df[alive].assign(**{name: v[alive] for name, v in extracted.items()})
     return PlanExecution(
-        result=table.df[alive],
+        result=result,
         kept=alive,
         stats=tuple(stats),
         seconds=sum(s.seconds for s in stats),

@@ -16,7 +16,7 @@ from stretto.backends.model_loader import LoadedModel, default_cache_dir, load_m
 from stretto.backends.replay import ReplayFilter
 from stretto.errors import OptimizerError
 from stretto.kvcache.variant import KVVariant
-from stretto.operators.llm_filter import LLMFilter
+from stretto.operators.llm_extract import operator_for
 from stretto.optimizer.profile import CandidateOperator, Profile
 from stretto.plan.template import Template
 
@@ -108,12 +108,12 @@ class LiveFamily:
 
             if name not in self._served:
                 self._served[name] = VLLMBackend(served_model(name, self.cache_dir), url, served_name=name)
-            return LLMFilter(template, self._served[name])
+            return operator_for(template, self._served[name])
         loaded = self.model(name)
         variants = [v for m, v in self.spec.members if m == name]
         builder = KVBuilder(loaded, variants, KVStore(self.cache_dir / "kv", budget_gb=self.budget_gb))
         backend = KVCachedBackend(TransformersBackend(loaded, batch_size=self.batch_size), builder, variant)
-        return LLMFilter(template, backend)
+        return operator_for(template, backend)
 
 
 class ReplayFamily:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
-from stretto.plan.template import Template
+from stretto.plan.template import ExtractTemplate, Template
 
 _SPLIT = "\u2063STRETTO-SPLIT\u2063"  # invisible separator that never occurs in data
 
@@ -39,9 +39,26 @@ def yes_no_question(template: Template) -> str:
     return f"\n\nDoes {subject} satisfy this condition: {condition}? Answer Yes or No."
 
 
+def extract_question(template: ExtractTemplate) -> str:
+    """Asks for the bare value on one line, so generation can stop at the newline."""
+    if len(template.columns) == 1:
+        request, subject = template.request({template.columns[0]: "the text"}), "the text"
+    else:
+        request, subject = template.request(), "the " + " and the ".join(template.columns)
+    allowed = f" ({' / '.join(template.choices)})" if template.choices else ""
+    return (
+        f"\n\nFrom {subject}, extract {request}{allowed}. "
+        "Reply with the value only, on one line, or 'none' if it is not there."
+    )
+
+
 def filter_prompt(template: Template, row: Mapping[str, str], tokenizer: PreTrainedTokenizerBase) -> PromptParts:
-    """Render the yes/no prompt for one row, with the model's chat template when it has one."""
-    document, question = context_block(template, row), yes_no_question(template)
+    """Render the prompt for one row (yes/no, or an extraction), with the model's chat template when it has one.
+
+    The document part is the same for every template over the same columns: one stored cache serves both.
+    """
+    question = extract_question(template) if isinstance(template, ExtractTemplate) else yes_no_question(template)
+    document = context_block(template, row)
     if getattr(tokenizer, "chat_template", None):
         rendered = tokenizer.apply_chat_template(
             [{"role": "user", "content": document + _SPLIT + question}],

@@ -151,7 +151,7 @@ def to_plan(
     """One job's parameters as cascades in raw score units, ordered by the DP, with its hard-check numbers."""
     one = Params(*(x[job : job + 1].detach().clone() for x in params.tensors()))
     with torch.no_grad():
-        keep, seconds = cascade(t, one, 0.0, 0.0, hard=True)
+        keep, seconds, _ = cascade(t, one, 0.0, 0.0, hard=True)
         precision, recall = evaluate(t, one, hard=True).bounds(problem, bound)
     order, cost = best_order(keep[0].numpy(), seconds[0].numpy())
     upper = one.upper[0].numpy()
@@ -161,7 +161,7 @@ def to_plan(
         steps = tuple(
             Step(
                 f.candidates[m],
-                float(t.mean[i, m] + t.std[i, m] * one.lower[0, i, m]),
+                -math.inf if f.is_extract else float(t.mean[i, m] + t.std[i, m] * one.lower[0, i, m]),
                 float(t.mean[i, m] + t.std[i, m] * upper[i, m]),
             )
             for m in range(len(f.candidates))

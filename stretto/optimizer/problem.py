@@ -2,6 +2,8 @@
 
 Per logical filter: every cheap candidate operator's scores on the sample tuples and its measured
 seconds per tuple, and the gold operator's decisions (the labels) and its seconds per tuple.
+Per logical extract the same shape: scores are each cheap extractor's answer log-probability, and
+`correct` says whether its value equals the gold extractor's; an extract keeps every tuple (labels 1).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import numpy as np
 
 from stretto.errors import OptimizerError
 from stretto.optimizer.profile import Profile
+from stretto.plan.answers import same_answer
 from stretto.plan.targets import Targets
-from stretto.plan.template import Template
+from stretto.plan.template import ExtractTemplate, Template
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class FilterSample:
     gold: str
     gold_cost: float
     labels: np.ndarray  # (tuples,) bool: the gold operator's decisions
+    correct: np.ndarray | None = None  # extracts only: (candidates, tuples) bool, the value equals gold's
 
     def __post_init__(self) -> None:
         if self.scores.shape != (len(self.candidates), len(self.labels)):
@@ -35,6 +39,12 @@ class FilterSample:
                 f"filter '{self.template}': scores of shape {self.scores.shape} do not match "
                 f"{len(self.candidates)} candidates x {len(self.labels)} sample tuples"
             )
+        if self.correct is not None and self.correct.shape != self.scores.shape:
+            raise OptimizerError(f"extract '{self.template}': correct has shape {self.correct.shape}, not scores'")
+
+    @property
+    def is_extract(self) -> bool:
+        return self.correct is not None
 
     @property
     def pass_rate(self) -> float:
@@ -66,12 +76,21 @@ class PlanProblem:
 
     @property
     def labels(self) -> np.ndarray:
-        """(tuples,) whether a tuple belongs in the result: every filter's gold operator says yes."""
+        """(tuples,) whether a tuple belongs in the result: every filter's gold operator says yes (extracts keep
+        every tuple; whether its values are right is `correct`, per extract and candidate)."""
         return np.logical_and.reduce([f.labels for f in self.filters])
 
     def subset(self, tuples: np.ndarray) -> PlanProblem:
         """The same problem on some of the sample's tuples (the sample fraction of the table is unchanged)."""
-        filters = tuple(replace(f, scores=f.scores[:, tuples], labels=f.labels[tuples]) for f in self.filters)
+        filters = tuple(
+            replace(
+                f,
+                scores=f.scores[:, tuples],
+                labels=f.labels[tuples],
+                correct=None if f.correct is None else f.correct[:, tuples],
+            )
+            for f in self.filters
+        )
         return replace(self, filters=filters)
 
     def split(self, certify_fraction: float, seed: int) -> tuple[PlanProblem, PlanProblem]:
@@ -93,7 +112,8 @@ class PlanProblem:
 def filter_sample(
     profile: Profile, template: Template, keys: Sequence[str], candidates: Sequence[str], gold: str
 ) -> FilterSample:
-    """Pull one filter's numbers out of a profile; the gold operator must be there and not among the cheap ones."""
+    """Pull one filter's (or extract's) numbers out of a profile; the gold operator must be there and not among
+    the cheap ones."""
     if not gold:
         raise OptimizerError(f"filter '{template.text}': the candidate set names no gold operator")
     cheap = [c for c in dict.fromkeys(candidates) if c != gold]
@@ -101,6 +121,12 @@ def filter_sample(
     answers = [profile.lookup(keys, template, c) for c in cheap]
     costs = np.array([a["seconds"].mean() for a in answers], dtype=np.float64)
     order = np.argsort(costs, kind="stable")
+    correct, labels = None, gold_answers["score"].to_numpy() > 0.0
+    if isinstance(template, ExtractTemplate):
+        truth = list(gold_answers["value"])
+        correct = np.array([[same_answer(v, t) for v, t in zip(answers[i]["value"], truth, strict=True)]
+                            for i in order], dtype=bool).reshape(len(cheap), len(keys))  # fmt: skip
+        labels = np.ones(len(keys), dtype=bool)
     return FilterSample(
         template=template.text,
         candidates=tuple(cheap[i] for i in order),
@@ -108,5 +134,6 @@ def filter_sample(
         costs=costs[order],
         gold=gold,
         gold_cost=float(gold_answers["seconds"].mean()),
-        labels=gold_answers["score"].to_numpy() > 0.0,
+        labels=labels,
+        correct=correct,
     )

@@ -23,7 +23,7 @@ from stretto.backends.base import ScoredRows
 from stretto.errors import ProfileError
 from stretto.plan.template import Template
 
-COLUMNS = ("row_key", "template", "operator", "score", "seconds", "tokens")
+COLUMNS = ("row_key", "template", "operator", "score", "seconds", "tokens", "value")  # value: extractions only
 
 
 class CandidateOperator(Protocol):
@@ -50,6 +50,8 @@ class Profile:
     records: pd.DataFrame
 
     def __post_init__(self) -> None:
+        if "value" not in self.records.columns:  # profiles of filters only (and recordings made before extracts)
+            object.__setattr__(self, "records", self.records.assign(value=None))
         missing = [c for c in COLUMNS if c not in self.records.columns]
         if missing:
             raise ProfileError(f"a profile needs columns {list(COLUMNS)}; missing {missing}")
@@ -76,6 +78,7 @@ class Profile:
                 "score": scored.scores.astype(np.float32),
                 "seconds": scored.seconds.astype(np.float64),
                 "tokens": scored.tokens.astype(np.int64),
+                "value": list(scored.values) if scored.values is not None else None,
             }
         )
         return cls(records)
@@ -85,7 +88,7 @@ class Profile:
         return sorted(self.records["operator"].unique())
 
     def lookup(self, keys: Sequence[str], template: Template, operator: str) -> pd.DataFrame:
-        """score / seconds / tokens for these keys, in their order; a clear error for anything not recorded."""
+        """score / seconds / tokens / value for these keys, in their order; a clear error for anything not recorded."""
         mine = self.records[(self.records["template"] == template.text) & (self.records["operator"] == operator)]
         if mine.empty:
             known = sorted(self.records.loc[self.records["template"] == template.text, "operator"].unique())
@@ -100,7 +103,7 @@ class Profile:
                 f"{int(absent.sum())} of {len(keys)} rows were never answered by '{operator}' for template "
                 f"'{template.text}' (record them first)"
             )
-        return found[["score", "seconds", "tokens"]]
+        return found[["score", "seconds", "tokens", "value"]]
 
     def save(self, path: Path | str) -> Path:
         """Atomic write, so an interrupted run never leaves a half-written profile behind."""
@@ -131,7 +134,7 @@ def score_distinct(rows: pd.DataFrame, operator: CandidateOperator, *, progress:
     return Profile.of_scores(keys[first], operator.template, operator.identity, scored)
 
 
-_DTYPES = (object, object, object, np.float32, np.float64, np.int64)
+_DTYPES = (object, object, object, np.float32, np.float64, np.int64, object)
 
 
 def content_key(*parts: str) -> str:

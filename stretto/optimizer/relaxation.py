@@ -4,8 +4,12 @@ Per tuple a cascade starts UNSURE. Each cheap operator takes part with probabili
 sigmoid(pick / tau_pick) and splits the still-unsure mass by softmax([s - upper, lower - s, 0] / tau)
 into keep / discard / unsure; the gold operator decides whatever is left (and the forced fractions).
 At tau -> 0 this is exactly the hard cascade (`hard=True` evaluates that limit directly).
-End to end, a tuple is in the result with probability K = prod_f keep_f and belongs there iff every
-gold label is 1 (L): TP = sum K L, FP = sum K (1 - L), FN = sum (1 - K) L.
+An extract is a cascade that never discards (its lower threshold is -inf): a cheap extractor's value is
+final above its upper threshold, and V = the probability that the tuple's value equals the gold one.
+End to end, a tuple is in the result with probability K = prod_f keep_f, belongs there iff every gold
+label is 1 (L), and its output row is right iff every value is (C = prod_e V_e). Counting (tuple, values)
+rows: TP = sum K L C, FP = sum K (1 - L C) (kept but not a true row), FN = sum L (1 - K C) (a true row
+missing or wrong). Without extracts C = 1 and these are the filter counts.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ class SampleTensors:
     valid: torch.Tensor  # (F, M) 1 for a real candidate, 0 for padding
     costs: torch.Tensor  # (F, M) seconds per tuple
     gold_costs: torch.Tensor  # (F,)
-    labels: torch.Tensor  # (F, N) 0/1
+    labels: torch.Tensor  # (F, N) 0/1 (1 for extracts)
+    correct: torch.Tensor  # (F, M, N) 1 where a candidate's value equals the gold one (1 for filters)
+    is_extract: torch.Tensor  # (F,) bool
     mean: np.ndarray  # (F, M) to map thresholds back to raw scores
     std: np.ndarray  # (F, M)
     order: list[int]  # filter order used for the short-circuit cost (most selective first)
@@ -41,6 +47,7 @@ class SampleTensors:
         slots = max(1, max(len(f.candidates) for f in problem.filters))
         scores = np.zeros((n_filters, slots, n))
         valid, costs = np.zeros((n_filters, slots)), np.zeros((n_filters, slots))
+        correct = np.ones((n_filters, slots, n))
         mean, std = np.zeros((n_filters, slots)), np.ones((n_filters, slots))
         for i, f in enumerate(problem.filters):
             m = len(f.candidates)
@@ -49,6 +56,8 @@ class SampleTensors:
                 std[i, :m] = f.scores.std(axis=1).clip(min=1e-6)
                 scores[i, :m] = (f.scores - mean[i, :m, None]) / std[i, :m, None]
                 valid[i, :m], costs[i, :m] = 1.0, f.costs
+                if f.is_extract:
+                    correct[i, :m] = f.correct
         order = sorted(range(n_filters), key=lambda i: problem.filters[i].pass_rate)
         if like is not None:
             mean, std, order = like.mean, like.std, like.order
@@ -62,6 +71,8 @@ class SampleTensors:
             costs=torch.tensor(costs, dtype=DTYPE),
             gold_costs=torch.tensor([f.gold_cost for f in problem.filters], dtype=DTYPE),
             labels=torch.tensor(np.array([f.labels for f in problem.filters]), dtype=DTYPE),
+            correct=torch.tensor(correct, dtype=DTYPE),
+            is_extract=torch.tensor([f.is_extract for f in problem.filters], dtype=torch.bool),
             mean=mean,
             std=std,
             order=order,
@@ -107,7 +118,7 @@ class Outcome:
     fp: torch.Tensor
     fn: torch.Tensor
     cost: torch.Tensor  # (J,) seconds per tuple, short-circuiting filters in `order`
-    keep: torch.Tensor  # (J, F, N) per-filter keep probability
+    keep: torch.Tensor  # (J, F, N) per-filter keep probability (1 for extracts)
 
     def bounds(self, problem: PlanProblem, kind: str = "beta") -> tuple[torch.Tensor, torch.Tensor]:
         """Lower bounds on the whole result's precision and recall (sample tuples are answered by gold)."""
@@ -126,19 +137,24 @@ def soft_decision(s: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, tau
     return ea / total, eb / total
 
 
+NEVER = -1e4  # an extract's lower threshold: no score is below it, so it never discards
+
+
 def cascade(
     t: SampleTensors, params: Params, tau_pick: float, tau: float, hard: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keep probability and expected seconds per (job, filter, tuple) of every filter's cascade."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Keep probability, expected seconds and value-correct probability per (job, filter, tuple) of every
+    cascade (keep is 1 and seconds count alike for extracts; value-correct is 1 for filters)."""
     jobs, filters, slots = params.pick.shape
     n = t.scores.shape[-1]
     unsure = torch.ones((jobs, filters, n), dtype=DTYPE)
     accepted, discarded = torch.zeros_like(unsure), torch.zeros_like(unsure)
-    seconds = torch.zeros_like(unsure)
+    seconds, right = torch.zeros_like(unsure), torch.zeros_like(unsure)
     upper = params.upper
+    lower = torch.where(t.is_extract[None, :, None], torch.tensor(NEVER, dtype=DTYPE), params.lower)
     for m in range(slots):
         s = t.scores[None, :, m, :]  # (1, F, N)
-        lo, up = params.lower[:, :, m, None], upper[:, :, m, None]
+        lo, up = lower[:, :, m, None], upper[:, :, m, None]
         if hard:
             part = (params.pick[:, :, m] > 0).to(DTYPE)[..., None]
             keep, discard = (s > up).to(DTYPE), (s < lo).to(DTYPE)
@@ -148,6 +164,7 @@ def cascade(
         reached = unsure * (part * t.valid[None, :, m, None])  # mass this operator answers
         seconds = seconds + reached * t.costs[None, :, m, None]
         accepted = accepted + reached * keep
+        right = right + reached * keep * t.correct[None, :, m, :]
         discarded = discarded + reached * discard
         unsure = unsure - reached * (keep + discard)
     keep, to_gold = forced_keep(
@@ -158,22 +175,25 @@ def cascade(
         torch.sigmoid(params.force_accept)[..., None],
         torch.sigmoid(params.force_discard)[..., None],
     )
-    return keep, seconds + to_gold * t.gold_costs[None, :, None]
+    value_ok = right * (1.0 - torch.sigmoid(params.force_accept)[..., None]) + to_gold  # gold's value is right
+    value_ok = torch.where(t.is_extract[None, :, None], value_ok, torch.ones_like(value_ok))
+    return keep, seconds + to_gold * t.gold_costs[None, :, None], value_ok
 
 
 def evaluate(t: SampleTensors, params: Params, tau_pick: float = 0.0, tau: float = 0.0, hard: bool = False) -> Outcome:
-    keep, seconds = cascade(t, params, tau_pick, tau, hard)
+    keep, seconds, value_ok = cascade(t, params, tau_pick, tau, hard)
     in_result = keep.prod(dim=1)  # (J, N)
     belongs = t.labels.prod(dim=0)[None]  # (1, N)
+    right = value_ok.prod(dim=1)  # (J, N)
     reach = torch.ones_like(in_result)
     cost = torch.zeros_like(in_result)
     for f in t.order:  # later filters only see the tuples earlier ones kept
         cost = cost + reach * seconds[:, f]
         reach = reach * keep[:, f]
     return Outcome(
-        tp=(in_result * belongs).sum(-1),
-        fp=(in_result * (1.0 - belongs)).sum(-1),
-        fn=((1.0 - in_result) * belongs).sum(-1),
+        tp=(in_result * belongs * right).sum(-1),
+        fp=(in_result * (1.0 - belongs * right)).sum(-1),
+        fn=(belongs * (1.0 - in_result * right)).sum(-1),
         cost=cost.mean(-1),
         keep=keep,
     )

@@ -18,22 +18,25 @@ from stretto.optimizer.problem import FilterSample, PlanProblem
 from stretto.optimizer.reorder import best_order
 
 
-def run_cascade(f: FilterSample, cascade: Cascade) -> tuple[np.ndarray, np.ndarray]:
-    """(keep probability, seconds) per sample tuple of one cascade."""
+def run_cascade(f: FilterSample, cascade: Cascade) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keep probability, seconds, value-correct probability) per sample tuple of one cascade."""
     n = len(f.labels)
     unsure = np.ones(n)
-    accepted, discarded, seconds = np.zeros(n), np.zeros(n), np.zeros(n)
+    accepted, discarded, seconds, right = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     slot = {c: i for i, c in enumerate(f.candidates)}
     for step in cascade.steps:
         i = slot[step.operator]
         seconds += unsure * f.costs[i]
-        d = decide(f.scores[i], step.lower, step.upper)
+        d = decide(f.scores[i], -np.inf if f.is_extract else step.lower, step.upper)
         accepted += unsure * (d == KEEP)
+        if f.is_extract:
+            right += unsure * (d == KEEP) * f.correct[i]
         discarded += unsure * (d == DISCARD)
         unsure = unsure * (d == UNSURE)
     to_gold = unsure + accepted * cascade.force_accept + discarded * cascade.force_discard
     keep = accepted * (1.0 - cascade.force_accept) + to_gold * f.labels
-    return keep, seconds + to_gold * f.gold_cost
+    value_ok = right * (1.0 - cascade.force_accept) + to_gold if f.is_extract else np.ones(n)
+    return keep, seconds + to_gold * f.gold_cost, value_ok
 
 
 @dataclass(frozen=True)
@@ -50,12 +53,13 @@ def simulate(problem: PlanProblem, plan: PhysicalPlan) -> SampleRun:
     runs = [run_cascade(f, by_template[f.template]) for f in problem.filters]
     keep, seconds = np.array([r[0] for r in runs]), np.array([r[1] for r in runs])
     in_result, belongs = keep.prod(axis=0), problem.labels.astype(float)
+    right = np.prod([r[2] for r in runs], axis=0)  # every extracted value equals gold's
     return SampleRun(
         keep,
         seconds,
-        float((in_result * belongs).sum()),
-        float((in_result * (1 - belongs)).sum()),
-        float(((1 - in_result) * belongs).sum()),
+        float((in_result * belongs * right).sum()),
+        float((in_result * (1 - belongs * right)).sum()),
+        float((belongs * (1 - in_result * right)).sum()),
     )
 
 

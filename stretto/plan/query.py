@@ -1,4 +1,4 @@
-"""Logical plans: which table, which semantic predicates, and where the human truth for each lives."""
+"""Logical plans: which table, which semantic predicates and extractions, and where the human truth lives."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 
 from stretto.data.table import Table
 from stretto.errors import QueryError
-from stretto.plan.template import Template
+from stretto.plan.template import ExtractTemplate, Template, parse_template
 
 
 @dataclass(frozen=True)
@@ -37,19 +37,52 @@ class SemFilter:
 
 
 @dataclass(frozen=True)
+class SemExtract:
+    """Fill the template's [output] column for every row of the result."""
+
+    template: ExtractTemplate
+    label: str | None = None  # a column holding the true value (human), for evaluation only
+
+    @classmethod
+    def of(cls, template: str, label: str | None = None) -> SemExtract:
+        parsed = parse_template(template)
+        if not isinstance(parsed, ExtractTemplate):
+            raise QueryError(
+                f"extract '{template}' names no output: put the column to fill in brackets, "
+                "e.g. 'the movie [title] mentioned in {reviewtext}'"
+            )
+        return cls(parsed, label)
+
+
+@dataclass(frozen=True)
 class Query:
-    """A conjunction of semantic filters over one table."""
+    """A conjunction of semantic filters over one table, then extractions on the rows that pass."""
 
     table: str
     filters: tuple[SemFilter, ...]
+    extracts: tuple[SemExtract, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.filters:
-            raise QueryError(f"query over '{self.table}' has no filters")
+        if not self.filters and not self.extracts:
+            raise QueryError(f"query over '{self.table}' has no semantic filter or extract")
+        outputs = [e.template.output for e in self.extracts]
+        if len(set(outputs)) != len(outputs):
+            raise QueryError(f"query over '{self.table}' extracts the same output twice: {outputs}")
 
     @classmethod
-    def of(cls, table: str, filters: Sequence[Mapping[str, Any]]) -> Query:
-        return cls(table, tuple(SemFilter.of(f["template"], f.get("label")) for f in filters))
+    def of(
+        cls, table: str, filters: Sequence[Mapping[str, Any]], extracts: Sequence[Mapping[str, Any]] = ()
+    ) -> Query:
+        return cls(
+            table,
+            tuple(SemFilter.of(f["template"], f.get("label")) for f in filters),
+            tuple(SemExtract.of(e["template"], e.get("label")) for e in extracts),
+        )
+
+    @property
+    def operators(self) -> tuple[SemFilter | SemExtract, ...]:
+        """Every semantic operator: the filters, then the extracts."""
+        return (*self.filters, *self.extracts)
 
     def check(self, table: Table) -> None:
         """Fail early, naming the problem, if the table cannot answer this query."""
@@ -60,5 +93,17 @@ class Query:
             if f.label and f.label.column not in table.columns:
                 raise QueryError(
                     f"label column '{f.label.column}' of filter '{f.template.text}' is not in table '{table.name}'; "
+                    f"available columns: {table.columns}"
+                )
+        for e in self.extracts:
+            e.template.check_columns(table.columns, table.name)
+            if e.template.output in table.columns:
+                raise QueryError(
+                    f"extract '{e.template.text}' would overwrite column '{e.template.output}' of table "
+                    f"'{table.name}': name the [output] differently"
+                )
+            if e.label and e.label not in table.columns:
+                raise QueryError(
+                    f"label column '{e.label}' of extract '{e.template.text}' is not in table '{table.name}'; "
                     f"available columns: {table.columns}"
                 )

@@ -1,4 +1,10 @@
-"""Question templates: natural language with {column} placeholders, e.g. "{reviewtext} is clearly positive"."""
+"""Question templates: natural language with {column} placeholders, e.g. "{reviewtext} is clearly positive".
+
+A template that also names an output in brackets is an extraction: "the movie [title] mentioned in
+{reviewtext}" fills a column `title`; "the [sentiment] (positive/negative) of {reviewtext}" lists the
+allowed answers, which makes the output categorical. The text alone determines the template, so profiles,
+recordings and plans that store only the text rebuild the same operator (`parse_template`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from dataclasses import dataclass
 from stretto.errors import QueryError
 
 _FIELD = re.compile(r"\{([A-Za-z_][\w.]*)\}")
+_OUTPUT = re.compile(r"\[([A-Za-z_]\w*)\](?:\s*\(([^)]*)\))?")
 
 
 @dataclass(frozen=True)
@@ -43,3 +50,40 @@ class Template:
                 f"template '{self.text}' refers to column(s) {missing} that table '{table}' does not have; "
                 f"available columns: {list(available)}"
             )
+
+
+@dataclass(frozen=True)
+class ExtractTemplate(Template):
+    """An extraction: the [output] column it fills and, for categorical outputs, the allowed answers."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        found = _OUTPUT.findall(self.text)
+        if len(found) != 1:
+            raise QueryError(
+                f"extract template '{self.text}' must name exactly one output in brackets, "
+                f"e.g. 'the movie [title] mentioned in {{reviewtext}}' (found {len(found)})"
+            )
+        if self.output in self.columns:
+            raise QueryError(f"extract template '{self.text}' writes [{self.output}], a column it also reads")
+
+    @property
+    def output(self) -> str:
+        return _OUTPUT.search(self.text).group(1)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """Allowed answers, lowercase ('(positive/negative)' or '(yes, no)'); empty for free text."""
+        listed = _OUTPUT.search(self.text).group(2)
+        if not listed:
+            return ()
+        return tuple(c.strip().lower() for c in re.split(r"[/,|]", listed) if c.strip())
+
+    def request(self, names: dict[str, str] | None = None) -> str:
+        """What to extract, as a phrase: the output in plain words, the columns named as in `claim`."""
+        return _OUTPUT.sub(lambda m: m.group(1).replace("_", " "), self.claim(names))
+
+
+def parse_template(text: str) -> Template:
+    """A filter template, or an extraction when the text names an [output]."""
+    return ExtractTemplate(text) if _OUTPUT.search(text) else Template(text)
