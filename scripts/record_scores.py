@@ -2,9 +2,10 @@
 
 For each model of the operator family it builds the stored KV caches of every document (one shared
 prefill per document feeds all variants), then answers every workload predicate with every variant
-on the stored caches. Answers are profiled through the same ProfileStore the optimizer uses, so an
-interrupted recording resumes where it stopped. The output is one Parquet file per workload
-(rows x operators x predicates floats) that audits and sweeps replay in seconds, with no model.
+on the stored caches (extractions too: greedy answers and their log-probabilities). Answers are
+profiled through the same ProfileStore the optimizer uses, so an interrupted recording resumes where it
+stopped. The output is one Parquet file per workload (rows x operators x predicates floats) that audits and
+sweeps replay in seconds, with no model.
 
     .venv/bin/python scripts/record_scores.py --workload movie   # recordings/movie.parquet
     .venv/bin/python scripts/record_scores.py --workload enron   # recordings/enron.parquet
@@ -26,10 +27,10 @@ from stretto.data.datasets import load_dataset
 from stretto.kvcache.build import KVBuilder
 from stretto.kvcache.store import KVStore
 from stretto.kvcache.variant import KVVariant
-from stretto.operators.llm_filter import LLMFilter
+from stretto.operators.llm_extract import operator_for
 from stretto.operators.prompt import filter_prompt
 from stretto.optimizer.profile import Profile, ProfileStore
-from stretto.plan.template import Template
+from stretto.plan.template import parse_template
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +46,7 @@ def main() -> None:
     workload = OmegaConf.load(ROOT / "conf" / "workload" / f"{args.workload}.yaml")
     family = OmegaConf.load(ROOT / "conf" / "family" / f"{args.family}.yaml")
     table = load_dataset(workload.dataset, limit=args.limit)[workload.table]
-    templates = [Template(f.template) for f in workload.filters]
+    templates = [parse_template(f.template) for f in [*workload.filters, *(workload.get("extracts") or [])]]
     cache = default_cache_dir()
     profiles = ProfileStore(cache / "profiles")
     recorded = []
@@ -61,7 +62,7 @@ def main() -> None:
         for variant in variants:
             backend = KVCachedBackend(base, builder, variant)
             for template in templates:
-                recorded.append(profiles.scores(table.df, LLMFilter(template, backend)))
+                recorded.append(profiles.scores(table.df, operator_for(template, backend)))
                 mean = recorded[-1].records["seconds"].mean()
                 print(f"  {backend.identity} | {template.text[:50]}: {mean * 1000:.1f} ms/row")
         print(f"{loaded.identity}: {time.perf_counter() - began:.0f} s")

@@ -58,14 +58,20 @@ def profile_query(
 
 
 def plan_problem(
-    table: Table, query: Query, family: FamilySpec, profile: Profile, sample: np.ndarray, targets: Targets
+    table: Table,
+    query: Query,
+    family: FamilySpec,
+    profile: Profile,
+    sample: np.ndarray,
+    targets: Targets,
+    upstream_recall: float = 1.0,
 ) -> PlanProblem:
     rows = table.df.iloc[sample]
     filters = tuple(
         filter_sample(profile, f.template, row_keys(rows, f.template), family.identities, family.gold_identity)
         for f in query.operators
     )
-    return PlanProblem(filters, targets, len(sample) / len(table))
+    return PlanProblem(filters, targets, len(sample) / len(table), upstream_recall)
 
 
 def run_query(
@@ -80,12 +86,13 @@ def run_query(
     seed: int = 0,
     store: ProfileStore | None = None,
     progress: bool = True,
+    upstream_recall: float = 1.0,
 ) -> QueryRun:
     """Answer the query at the targets: profile a seeded sample, optimize on it, execute the plan on the table."""
     query.check(table)
     sample = profiling_sample(len(table), sample_fraction, seed)
     profile = profile_query(table, query, source, family, sample=sample, store=store, progress=progress)
-    problem = plan_problem(table, query, family, profile, sample, targets)
+    problem = plan_problem(table, query, family, profile, sample, targets, upstream_recall)
     began = time.perf_counter()
     plan = optimizer.optimize(problem)
     optimize_seconds = time.perf_counter() - began

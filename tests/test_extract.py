@@ -82,7 +82,7 @@ def test_a_wrong_value_is_a_false_positive_and_a_false_negative():
 
 
 def test_extract_relaxation_is_the_hard_cascade_the_simulator_and_the_executor():
-    problem, table, query, _spec, source, sample, _ = problem_for(n_filters=1, extract=True)
+    problem, table, _query, _spec, source, sample, _ = problem_for(n_filters=1, extract=True)
     assert [f.is_extract for f in problem.filters] == [False, True]
     assert problem.filters[1].labels.all() and problem.filters[1].correct.mean() < 1.0
     t = SampleTensors.of(problem)

@@ -68,11 +68,13 @@ def configured_query(cfg: DictConfig) -> tuple[Query, Table]:
                 f"but dataset={cfg.dataset.get('name') or cfg.dataset.get('path')}: set both"
             )
         q = cfg.query
-        filters = generated_query(workload, list(q.filters), q.count, q.seed, q.index).filters
+        extracts = list(q.get("extracts") or [0])
+        drawn = generated_query(workload, list(q.filters), q.count, q.seed, q.index, extracts)
     else:
-        filters = Query.of(cfg.query.table, OmegaConf.to_container(cfg.query.filters, resolve=True)).filters
+        spec = OmegaConf.to_container(cfg.query, resolve=True)
+        drawn = Query.of(cfg.query.table, spec.get("filters") or [], spec.get("extracts") or [])
     table = load_table(cfg.dataset, cfg.query.table)
-    query = Query(table.name, filters)
+    query = Query(table.name, drawn.filters, drawn.extracts)
     query.check(table)
     return query, table
 

@@ -79,8 +79,14 @@ class LiveFamily:
         device: str = "cpu",
         budget_gb: float | None = None,
         loaded: Mapping[str, LoadedModel] | None = None,
+        stored: bool = True,
     ) -> None:
-        """`loaded`: models already in memory, by family name (they are not loaded again)."""
+        """`loaded`: models already in memory, by family name (they are not loaded again). `stored=False` runs
+        every prompt from scratch: for rows that are never seen twice (a semantic join's candidate pairs),
+        where storing a cache per row costs more than it saves; only uncompressed operators exist then."""
+        if not stored and any(v.compressed for _, v in spec.members):
+            raise OptimizerError("compressed KV variants answer from stored caches: use stored=True or drop them")
+        self.stored = stored
         self.spec = spec
         self.cache_dir = cache_dir or default_cache_dir()
         self.batch_size, self.dtype, self.device, self.budget_gb = batch_size, dtype, device, budget_gb
@@ -110,6 +116,8 @@ class LiveFamily:
                 self._served[name] = VLLMBackend(served_model(name, self.cache_dir), url, served_name=name)
             return operator_for(template, self._served[name])
         loaded = self.model(name)
+        if not self.stored:
+            return operator_for(template, TransformersBackend(loaded, batch_size=self.batch_size))
         variants = [v for m, v in self.spec.members if m == name]
         builder = KVBuilder(loaded, variants, KVStore(self.cache_dir / "kv", budget_gb=self.budget_gb))
         backend = KVCachedBackend(TransformersBackend(loaded, batch_size=self.batch_size), builder, variant)

@@ -58,6 +58,9 @@ class PlanProblem:
     filters: tuple[FilterSample, ...]
     targets: Targets
     sample_fraction: float
+    # A lower bound on the share of true result rows that reach the plan at all (a semantic join's blocking
+    # step, bounded on its own at the same confidence): end-to-end recall is this times the plan's recall.
+    upstream_recall: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.filters:
@@ -69,6 +72,8 @@ class PlanProblem:
             raise OptimizerError("the profiling sample is empty: raise the sample fraction or use a larger table")
         if not 0.0 < self.sample_fraction <= 1.0:
             raise OptimizerError(f"sample fraction {self.sample_fraction} is outside (0, 1]")
+        if not 0.0 <= self.upstream_recall <= 1.0:
+            raise OptimizerError(f"upstream recall {self.upstream_recall} is outside [0, 1]")
 
     @property
     def n_tuples(self) -> int:

@@ -125,7 +125,7 @@ class Outcome:
         alpha = problem.targets.alpha
         precision = lower_bound(self.tp, self.fp, alpha, kind)
         recall = blended_recall(1.0, lower_bound(self.tp, self.fn, alpha, kind), problem.sample_fraction)
-        return precision, recall
+        return precision, recall * problem.upstream_recall
 
 
 def soft_decision(s: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, tau: float):

@@ -87,7 +87,7 @@ def plan_on_sample(
     return PhysicalPlan(
         tuple(ordered[i] for i in order),
         precision,
-        f + (1 - f) * recall_rest,
+        (f + (1 - f) * recall_rest) * problem.upstream_recall,
         cost,
         best_order(gold.keep, gold.seconds)[1],
         system=system,

@@ -70,9 +70,7 @@ class Query:
             raise QueryError(f"query over '{self.table}' extracts the same output twice: {outputs}")
 
     @classmethod
-    def of(
-        cls, table: str, filters: Sequence[Mapping[str, Any]], extracts: Sequence[Mapping[str, Any]] = ()
-    ) -> Query:
+    def of(cls, table: str, filters: Sequence[Mapping[str, Any]], extracts: Sequence[Mapping[str, Any]] = ()) -> Query:
         return cls(
             table,
             tuple(SemFilter.of(f["template"], f.get("label")) for f in filters),

@@ -1,0 +1,165 @@
+"""Runs a multi-table pipeline: relational steps, then blocking, then one jointly optimized semantic block.
+
+A semantic join cannot ask an LLM about all n x m pairs, so blocking proposes candidates (each left row's k
+nearest right rows by MiniLM embedding, or the rows sharing a key) and the pair predicate is a filter over
+them like any other. What blocking misses caps recall, so it is bounded and charged: for a seeded sample of
+left rows the gold operator also answers the pairs ranked k..window, the share of its positives found
+inside the top k gives a Beta lower bound B at confidence 1 - (1 - alpha) / 2, and the plan must certify
+recall / B at the same confidence (a union bound: both hold with probability >= alpha). Pairs beyond the
+window are taken as non-matches; the restaurants benchmark measures how often that is wrong.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from stretto.data.table import Table
+from stretto.engine import Optimizer, QueryRun, run_query
+from stretto.execution.cascade_executor import OperatorSource
+from stretto.operators.family import FamilySpec
+from stretto.optimizer.profile import ProfileStore
+from stretto.optimizer.sampling import profiling_sample
+from stretto.plan.blocking import Candidates, blocking_recall_bound, key_pairs, text_of, top_k_pairs
+from stretto.plan.pipeline import Pipeline, SemJoin
+from stretto.plan.query import Query, SemExtract, SemFilter
+from stretto.plan.relational import Join, Limit, Project, Where
+from stretto.plan.targets import Targets
+
+
+@dataclass(frozen=True)
+class BlockingReport:
+    candidates: int  # pairs the semantic block sees
+    all_pairs: int  # n x m
+    audited_rows: int  # left rows whose window the gold operator answered
+    found: int  # gold positives inside the top k of those rows
+    missed: int  # gold positives ranked k..window
+    recall_lower: float  # B, at confidence 1 - (1 - alpha) / 2
+    seconds: float  # embedding + the audit's gold answers (counted as profiling)
+    audit_operator_seconds: float
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    result: pd.DataFrame
+    run: QueryRun  # the semantic block
+    relation: Table  # what the semantic block ran on (the candidate pairs for a semantic join)
+    blocking: BlockingReport | None
+    relational_seconds: float
+
+
+def qualified(table: Table, alias: str) -> pd.DataFrame:
+    return table.df.rename(columns={c: f"{alias}.{c}" for c in table.df.columns}).reset_index(drop=True)
+
+
+def pair_relation(left: pd.DataFrame, right: pd.DataFrame, candidates: Candidates) -> pd.DataFrame:
+    pairs = pd.concat(
+        [left.iloc[candidates.left].reset_index(drop=True), right.iloc[candidates.right].reset_index(drop=True)],
+        axis=1,
+    )
+    return pairs.assign(_left=candidates.left, _right=candidates.right, _rank=candidates.rank)
+
+
+def block(
+    join: SemJoin,
+    left: pd.DataFrame,
+    right: pd.DataFrame,
+    source: OperatorSource,
+    family: FamilySpec,
+    *,
+    alpha: float,
+    sample_fraction: float,
+    seed: int,
+    embedder=None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, BlockingReport]:
+    """The candidate pairs and what blocking's recall is known to be."""
+    began = time.perf_counter()
+    all_pairs = len(left) * len(right)
+    if join.on is not None:  # a relational key: exact, nothing missed
+        candidates = key_pairs(left, right, f"{join.left_alias}.{join.on[0]}", f"{join.right_alias}.{join.on[1]}")
+        report = BlockingReport(len(candidates), all_pairs, 0, 0, 0, 1.0, time.perf_counter() - began, 0.0)
+        return pair_relation(left, right, candidates), report
+    if embedder is None:
+        from stretto.operators.embedding import Embedder
+
+        embedder = Embedder()
+    left_cols = [f"{join.left_alias}.{c}" for c in join.side_columns(join.left_alias)]
+    right_cols = [f"{join.right_alias}.{c}" for c in join.side_columns(join.right_alias)]
+    left_vectors = embedder.encode(text_of(left, left_cols), progress=progress)
+    right_vectors = embedder.encode(text_of(right, right_cols), progress=progress)
+    window = top_k_pairs(left_vectors, right_vectors, join.window)
+    audited = profiling_sample(len(left), sample_fraction, seed)
+    in_audit = np.isin(window.left, audited)
+    audit_pairs = pair_relation(left, right, _subset(window, in_audit))
+    gold = source.operator(join.template, family.gold_identity).score(audit_pairs, progress=progress)
+    positive, inside = gold.scores > 0.0, audit_pairs["_rank"].to_numpy() < join.k
+    found, missed = int((positive & inside).sum()), int((positive & ~inside).sum())
+    bound = blocking_recall_bound(found, missed, alpha) if found + missed else 0.0
+    candidates = _subset(window, window.rank < join.k)
+    report = BlockingReport(
+        len(candidates), all_pairs, len(audited), found, missed, bound, time.perf_counter() - began,
+        float(gold.seconds.sum()),
+    )  # fmt: skip
+    return pair_relation(left, right, candidates), report
+
+
+def _subset(c: Candidates, keep: np.ndarray) -> Candidates:
+    return Candidates(c.left[keep], c.right[keep], c.similarity[keep], c.rank[keep])
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    tables: Mapping[str, Table],
+    source: OperatorSource,
+    family: FamilySpec,
+    targets: Targets,
+    optimizer: Optimizer,
+    *,
+    sample_fraction: float = 0.15,
+    seed: int = 0,
+    store: ProfileStore | None = None,
+    embedder=None,
+    progress: bool = True,
+) -> PipelineRun:
+    """Relational steps first, then blocking (if a semantic join), then the semantic block, then project/limit."""
+    pipeline.check({name: list(t.df.columns) for name, t in tables.items()})
+    began = time.perf_counter()
+    join = pipeline.sem_join_step
+    frames = {name: t.df for name, t in tables.items()}
+    relation = qualified(tables[pipeline.table], pipeline.name) if join else tables[pipeline.table].df
+    blocking, block_targets, late = None, targets, []
+    for step in pipeline.steps:
+        if isinstance(step, Where | Join):
+            relation = step.apply(relation, frames)
+        elif isinstance(step, Project | Limit):
+            late.append(step)
+        elif isinstance(step, SemJoin):
+            block_targets = Targets(targets.precision, targets.recall, 1.0 - (1.0 - targets.alpha) / 2)
+            right = qualified(tables[step.right], step.right_alias)
+            relation, blocking = block(
+                step, relation.reset_index(drop=True), right, source, family, alpha=block_targets.alpha,
+                sample_fraction=sample_fraction, seed=seed, embedder=embedder, progress=progress,
+            )  # fmt: skip
+    relational_seconds = time.perf_counter() - began - (blocking.seconds if blocking else 0.0)
+    filters = [s for s in pipeline.steps if isinstance(s, SemFilter)]
+    if join:
+        filters.insert(0, SemFilter(join.template))
+    extracts = [s for s in pipeline.steps if isinstance(s, SemExtract)]
+    columns = sorted({c for s in (*filters, *extracts) for c in s.template.columns})
+    table = Table(pipeline.name, relation.reset_index(drop=True), text_columns=columns)
+    run = run_query(
+        table, Query(table.name, tuple(filters), tuple(extracts)), source, family, block_targets, optimizer,
+        sample_fraction=sample_fraction, seed=seed, store=store, progress=progress,
+        upstream_recall=blocking.recall_lower if blocking else 1.0,
+    )  # fmt: skip
+    if blocking:  # the audit's gold answers are profiling work
+        run = replace(run, profile_seconds=run.profile_seconds + blocking.audit_operator_seconds)
+    result = run.execution.result
+    for step in late:
+        result = step.apply(result, frames)
+    return PipelineRun(result, run, table, blocking, relational_seconds)
