@@ -200,3 +200,16 @@ def test_self_join_needs_aliases_and_yaml_specs_build_the_same_pipeline():
         Pipeline.of({"table": "reviews", "steps": [{"sem_sort": "{text}"}]})
     with pytest.raises(QueryError, match="pipeline step 'where'"):
         Pipeline.of({"table": "reviews", "steps": [{"where": {"column": "id"}}]})
+
+
+def test_the_configured_pipelines_check_against_their_datasets():
+    from omegaconf import OmegaConf
+
+    from stretto.data.datasets import load_dataset
+
+    for name, dataset in [("restaurants_match", "restaurants"), ("medical_digestive_patients", "medical")]:
+        spec = OmegaConf.to_container(OmegaConf.load(f"conf/pipeline/{name}.yaml"))
+        columns = {n: list(t.df.columns) for n, t in load_dataset(dataset).items()}
+        assert Pipeline.of(spec).check(columns)
+    with pytest.raises(QueryError, match="read as true"):
+        Pipeline.of({"table": "symptoms", "steps": [{"join": {"table": "patients", True: "patient_id"}}]})

@@ -1,8 +1,10 @@
 """Quality of a query's result against the gold operator's output (silver) and against human labels.
 
 Silver: the gold operator's decision for every filter on every row (what the guarantee promises to
-match). Human: a filter's human label where the dataset has one, else its silver decision; a query
-has a human truth only if at least one of its filters has a human label.
+match), and its value for every extract. Human: a filter's human label where the dataset has one, else
+its silver decision (an extract's labelled column, else its silver value); a query has a human truth
+only if at least one of its operators has a human label. A kept row with a wrong value counts as a
+false positive and a false negative.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from stretto.data.table import Table
 from stretto.evaluation.metrics import Quality, auc, quality
@@ -17,6 +20,7 @@ from stretto.execution.cascade_executor import OperatorSource
 from stretto.operators.family import FamilySpec
 from stretto.optimizer.problem import PlanProblem
 from stretto.optimizer.reorder import best_order
+from stretto.plan.answers import same_answer
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
 
@@ -24,29 +28,59 @@ from stretto.plan.targets import Targets
 def silver_decisions(table: Table, query: Query, source: OperatorSource, family: FamilySpec) -> np.ndarray:
     """(filters, rows) gold-operator decisions on the whole table (cheap on replay, a full gold run live)."""
     gold = family.gold_identity
-    return np.array(
-        [source.operator(f.template, gold).score(table.df, progress=False).scores > 0.0 for f in query.filters]
-    )
+    decisions = [source.operator(f.template, gold).score(table.df, progress=False).scores > 0.0 for f in query.filters]
+    return np.array(decisions).reshape(len(query.filters), len(table))
+
+
+def silver_values(table: Table, query: Query, source: OperatorSource, family: FamilySpec) -> dict[str, np.ndarray]:
+    """Per extract output: the gold extractor's value on every row."""
+    gold = family.gold_identity
+    return {
+        e.template.output: np.array(source.operator(e.template, gold).score(table.df, progress=False).values, object)
+        for e in query.extracts
+    }
+
+
+def human_values(table: Table, query: Query, silver: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per extract output: its labelled column (lowercased for categorical outputs), else the silver value."""
+    out = {}
+    for e in query.extracts:
+        if e.label is None:
+            out[e.template.output] = silver[e.template.output]
+            continue
+        column = table.df[e.label].astype(object)
+        out[e.template.output] = (column.str.lower() if e.template.choices else column).to_numpy(object)
+    return out
+
+
+def values_right(result: pd.DataFrame, kept: np.ndarray, truth: dict[str, np.ndarray]) -> np.ndarray | None:
+    """(rows,) whether every extracted value of a kept row equals the truth (None without extracts)."""
+    if not truth:
+        return None
+    right = np.ones(len(kept), dtype=bool)
+    for output, values in truth.items():
+        right[kept] &= [same_answer(a, b) for a, b in zip(result[output], values[kept], strict=True)]
+    return right
 
 
 def gold_only_seconds(
     table: Table, query: Query, source: OperatorSource, family: FamilySpec, silver: np.ndarray
 ) -> float:
-    """Execution seconds of the gold operator alone on every row, filters in their cheapest order."""
+    """Execution seconds of the gold operator alone on every row, filters in their cheapest order, then extracts."""
     gold = family.gold_identity
     seconds = np.array(
-        [source.operator(f.template, gold).score(table.df, progress=False).seconds for f in query.filters]
+        [source.operator(f.template, gold).score(table.df, progress=False).seconds for f in query.operators]
     )
-    _, per_tuple = best_order(silver.astype(float), seconds)
+    keeps = np.vstack([silver, np.ones((len(query.extracts), len(table)))]).astype(float)
+    _, per_tuple = best_order(keeps, seconds)
     return per_tuple * len(table)
 
 
 def human_decisions(table: Table, query: Query, silver: np.ndarray) -> np.ndarray | None:
-    if all(f.label is None for f in query.filters):
+    if all(f.label is None for f in query.operators):
         return None
-    return np.array(
-        [f.label.truth(table.df).to_numpy() if f.label is not None else silver[i] for i, f in enumerate(query.filters)]
-    )
+    decisions = [f.label.truth(table.df).to_numpy() if f.label else silver[i] for i, f in enumerate(query.filters)]
+    return np.array(decisions).reshape(len(query.filters), len(table))
 
 
 @dataclass(frozen=True)
@@ -63,10 +97,18 @@ class TargetCheck:
         return out
 
 
-def check_targets(kept: np.ndarray, silver: np.ndarray, human: np.ndarray | None, targets: Targets) -> TargetCheck:
-    """Result quality against each truth, and whether both targets were met."""
-    vs_silver = quality(kept, silver.all(axis=0))
-    vs_human = quality(kept, human.all(axis=0)) if human is not None else None
+def check_targets(
+    kept: np.ndarray,
+    silver: np.ndarray,
+    human: np.ndarray | None,
+    targets: Targets,
+    right: np.ndarray | None = None,
+    right_human: np.ndarray | None = None,
+) -> TargetCheck:
+    """Result quality against each truth (with extracts: `right` = the row's values are the true ones), and
+    whether both targets were met."""
+    vs_silver = quality(kept, silver.all(axis=0), right)
+    vs_human = quality(kept, human.all(axis=0), right_human) if human is not None else None
     return TargetCheck(
         vs_silver,
         vs_human,
@@ -77,12 +119,13 @@ def check_targets(kept: np.ndarray, silver: np.ndarray, human: np.ndarray | None
 
 def operator_frontier(problem: PlanProblem) -> dict[str, tuple[float, float]]:
     """Per cheap operator: (seconds per tuple, AUC against the gold operator) on the sample, averaged over
-    the query's filters (AUC over those where both answers occur): the points of the KV-variant frontier."""
+    the query's operators (AUC over those where both answers occur; for an extract, how well its confidence
+    ranks right values above wrong ones): the points of the KV-variant frontier."""
     points: dict[str, tuple[list[float], list[float]]] = {}
     for f in problem.filters:
-        for op, scores, cost in zip(f.candidates, f.scores, f.costs, strict=True):
+        for i, (op, scores, cost) in enumerate(zip(f.candidates, f.scores, f.costs, strict=True)):
             seconds, aucs = points.setdefault(op, ([], []))
             seconds.append(float(cost))
-            aucs.append(auc(scores, f.labels))
+            aucs.append(auc(scores, f.correct[i] if f.is_extract else f.labels))
     return {op: (float(np.mean(s)), float(np.nanmean(a)) if not np.isnan(a).all() else float("nan"))
             for op, (s, a) in points.items()}  # fmt: skip

@@ -22,7 +22,7 @@ from stretto.data.table import Table
 from stretto.engine import Optimizer, QueryRun, run_query
 from stretto.execution.cascade_executor import OperatorSource
 from stretto.operators.family import FamilySpec
-from stretto.optimizer.profile import ProfileStore
+from stretto.optimizer.profile import ProfileStore, row_keys, score_distinct
 from stretto.optimizer.sampling import profiling_sample
 from stretto.plan.blocking import Candidates, blocking_recall_bound, key_pairs, text_of, top_k_pairs
 from stretto.plan.pipeline import Pipeline, SemJoin
@@ -74,6 +74,7 @@ def block(
     alpha: float,
     sample_fraction: float,
     seed: int,
+    store: ProfileStore | None = None,
     embedder=None,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, BlockingReport]:
@@ -96,14 +97,16 @@ def block(
     audited = profiling_sample(len(left), sample_fraction, seed)
     in_audit = np.isin(window.left, audited)
     audit_pairs = pair_relation(left, right, _subset(window, in_audit))
-    gold = source.operator(join.template, family.gold_identity).score(audit_pairs, progress=progress)
-    positive, inside = gold.scores > 0.0, audit_pairs["_rank"].to_numpy() < join.k
+    gold = source.operator(join.template, family.gold_identity)
+    answered = (store.scores if store else score_distinct)(audit_pairs, gold, progress=progress)
+    gold_answers = answered.lookup(row_keys(audit_pairs, join.template), join.template, gold.identity)
+    positive, inside = gold_answers["score"].to_numpy() > 0.0, audit_pairs["_rank"].to_numpy() < join.k
     found, missed = int((positive & inside).sum()), int((positive & ~inside).sum())
     bound = blocking_recall_bound(found, missed, alpha) if found + missed else 0.0
     candidates = _subset(window, window.rank < join.k)
     report = BlockingReport(
         len(candidates), all_pairs, len(audited), found, missed, bound, time.perf_counter() - began,
-        float(gold.seconds.sum()),
+        float(gold_answers["seconds"].sum()),
     )  # fmt: skip
     return pair_relation(left, right, candidates), report
 
@@ -143,7 +146,7 @@ def run_pipeline(
             right = qualified(tables[step.right], step.right_alias)
             relation, blocking = block(
                 step, relation.reset_index(drop=True), right, source, family, alpha=block_targets.alpha,
-                sample_fraction=sample_fraction, seed=seed, embedder=embedder, progress=progress,
+                sample_fraction=sample_fraction, seed=seed, store=store, embedder=embedder, progress=progress,
             )  # fmt: skip
     relational_seconds = time.perf_counter() - began - (blocking.seconds if blocking else 0.0)
     filters = [s for s in pipeline.steps if isinstance(s, SemFilter)]

@@ -29,6 +29,8 @@ commands:
            and the frontier plot, e.g.  stretto compare compare.systems=[stretto,lotus,bargain,gold_only]
   plot     comparison plots (PNG + CSV) from the MLflow runs of an experiment or sweep, e.g.
              stretto plot tracking.experiment=paper_reproduction plot.sweep=paper_reproduction plot.out=results
+  pipeline  a multi-table pipeline (conf/pipeline/: semantic joins, relational steps), e.g.
+              stretto pipeline experiment=restaurants_join targets.precision=0.9 targets.recall=0.9
   cache build   store the KV caches of every configured variant for the query's rows, e.g.
                   stretto cache build kv=frontier dataset=enron query=enron_fraud
   cache info    entries and sizes per (model, variant) in the KV cache store
@@ -92,8 +94,16 @@ def compare_app(cfg: DictConfig) -> None:
     _guarded(lambda: format_comparison(run_comparison(cfg)))
 
 
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def pipeline_app(cfg: DictConfig) -> None:
+    from stretto.experiment.pipeline_cmd import format_pipeline, run_pipeline_job
+
+    _guarded(lambda: format_pipeline(run_pipeline_job(cfg)))
+
+
 COMMANDS = {
     "run": run_app,
+    "pipeline": pipeline_app,
     "compare": compare_app,
     "plot": plot_app,
     "cache build": cache_build_app,

@@ -20,8 +20,11 @@ from stretto.evaluation.plan_quality import (
     check_targets,
     gold_only_seconds,
     human_decisions,
+    human_values,
     operator_frontier,
     silver_decisions,
+    silver_values,
+    values_right,
 )
 from stretto.execution.cascade_executor import OperatorSource
 from stretto.experiment.run import configured_query
@@ -52,6 +55,7 @@ def make_source(cfg: DictConfig, spec: FamilySpec) -> OperatorSource:
         dtype=cfg.backend.dtype,
         device=cfg.backend.device,
         budget_gb=cfg.kv.budget_gb,
+        stored=cfg.family.get("stored", True),
     )
 
 
@@ -79,12 +83,16 @@ def run_optimized(
     )
     # Silver (the gold operator on every row) is free on recordings; live it would cost a full gold run.
     silver = silver_decisions(table, query, source, spec) if replay else None
+    values = silver_values(table, query, source, spec) if replay else {}
     if silver is not None:
         human = human_decisions(table, query, silver)
-    elif all(f.label is not None for f in query.filters):
+    elif all(f.label is not None for f in query.filters) and not query.extracts:
         human = np.array([f.label.truth(table.df).to_numpy() for f in query.filters])
     else:
         human = None
+    kept, result = run.execution.kept, run.execution.result
+    right = values_right(result, kept, values)
+    right_human = values_right(result, kept, human_values(table, query, values)) if human is not None else None
     metrics: dict[str, float] = {
         "rows_in": len(table),
         "rows_out": int(run.execution.kept.sum()),
@@ -103,9 +111,9 @@ def run_optimized(
         metrics[f"operator.{metric_name(identity)}.auc"] = auc
     if silver is not None:
         metrics["gold_only_seconds"] = gold_only_seconds(table, query, source, spec, silver)
-        metrics |= check_targets(run.execution.kept, silver, human, targets).as_dict()
+        metrics |= check_targets(kept, silver, human, targets, right, right_human).as_dict()
     elif human is not None:
-        metrics |= check_targets(run.execution.kept, human, human, targets).as_dict()
+        metrics |= check_targets(kept, human, human, targets).as_dict()
         metrics = {k: v for k, v in metrics.items() if not k.startswith(("silver.", "met_silver"))}
 
     out = Path(cfg.paths.output_dir)
@@ -132,6 +140,7 @@ def format_optimized(summary: dict[str, Any], cfg: DictConfig) -> str:
     m, run, targets = summary["metrics"], summary["run"], summary["targets"]
     lines = [
         f"{cfg.optimizer.name} (backend {cfg.backend.name}): {len(summary['query'].filters)} filter(s), "
+        f"{len(summary['query'].extracts)} extract(s), "
         f"targets precision >= {targets.precision}, recall >= {targets.recall} at alpha {targets.alpha}",
         run.plan.describe(),
         f"  rows in / out     {m['rows_in']} / {m['rows_out']}",

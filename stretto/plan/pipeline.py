@@ -118,6 +118,8 @@ class Pipeline:
             if not isinstance(step, Mapping) or len(step) != 1:
                 raise QueryError(f"each pipeline step is one mapping like {{sem_filter: ...}}; got {step!r}")
             ((kind, arg),) = step.items()
+            if isinstance(arg, Mapping) and True in arg:
+                raise QueryError(f"pipeline step '{kind}' has a key read as true: quote \"on\" in YAML")
             if kind not in STEP_BUILDERS:
                 raise QueryError(f"unknown pipeline step '{kind}'; known steps: {sorted(STEP_BUILDERS)}")
             try:
