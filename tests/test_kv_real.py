@@ -120,3 +120,23 @@ def test_press_that_cannot_hook_the_architecture_is_refused(tmp_path):
     with pytest.raises(CacheError, match="cannot hook model 'tiny-gpt2@0'"):
         KVBuilder(loaded, [KNORM], KVStore(tmp_path))
     KVBuilder(loaded, [FULL], KVStore(tmp_path))  # uncompressed caches need no hook
+
+
+def test_extraction_on_the_stored_cache_generates_what_from_scratch_generates(reviews, tmp_path):
+    """Greedy answers continue the document's cache exactly as a from-scratch prompt would (fp32), in batches of
+    caches of different lengths too; the operator normalises them into the template's choices."""
+    from stretto.operators.llm_extract import LLMExtract
+    from stretto.plan.template import ExtractTemplate
+
+    model = load_model("qwen-0.5b", dtype="float32")
+    template = ExtractTemplate("the [sentiment] (positive/negative) of {reviewtext}")
+    p = [filter_prompt(template, row, model.tokenizer) for row in reviews.head(5).to_dict("records")]
+    scratch = TransformersBackend(model, batch_size=1).generate(p, progress=False)
+    store = KVStore(tmp_path)
+    batched = cached(model, store, FULL, batch_size=5, variants=[FULL]).generate(p, progress=False)
+    assert batched.texts == scratch.texts
+    np.testing.assert_allclose(batched.logprobs, scratch.logprobs, atol=1e-3)
+    assert (scratch.logprobs < 0).all() and (batched.seconds > 0).all()
+    values = LLMExtract(template, cached(model, store, FULL, variants=[FULL])).score(reviews.head(5), progress=False)
+    assert set(values.values) <= {"positive", "negative"}
+    np.testing.assert_allclose(values.scores, batched.logprobs, atol=1e-3)
