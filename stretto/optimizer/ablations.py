@@ -42,7 +42,9 @@ class LocalOptimizer:
 
     def tune(self, problem: PlanProblem, i: int, share: float) -> PhysicalPlan:
         n = len(problem.filters)
-        sub = PlanProblem((problem.filters[i],), share_targets(problem.targets, share, n), problem.sample_fraction)
+        upstream = problem.upstream_recall if i == 0 else 1.0  # blocking's recall is charged once, to one cascade
+        targets = share_targets(problem.targets, share, n)
+        sub = PlanProblem((problem.filters[i],), targets, problem.sample_fraction, upstream)
         plan = self.inner.optimize(sub)
         plan.notes["share"] = share
         return plan
