@@ -15,6 +15,7 @@ from stretto.optimizer.gradient import GradientOptimizer, GradientSettings
 from stretto.plan.pipeline import Pipeline, scan
 from stretto.plan.relational import Join, Limit, Project, Where
 from stretto.plan.targets import Targets
+from stretto.plan.template import Template
 
 FAMILY = FamilySpec.of(
     {
@@ -213,3 +214,19 @@ def test_the_configured_pipelines_check_against_their_datasets():
         assert Pipeline.of(spec).check(columns)
     with pytest.raises(QueryError, match="read as true"):
         Pipeline.of({"table": "symptoms", "steps": [{"join": {"table": "patients", True: "patient_id"}}]})
+
+
+def test_a_gold_threshold_moves_the_gold_decision_and_renames_the_operator():
+    from stretto.operators.family import ThresholdedGold
+
+    config = {
+        "models": [{"model": "qwen-0.5b", "variants": [{"press": "none", "ratio": 0.0}]}],
+        "gold": {"model": "qwen-1.5b", "press": "none", "ratio": 0.0, "threshold": 1.5},
+    }
+    spec = FamilySpec.of(config)
+    assert spec.gold_threshold == 1.5 and spec.gold_identity.endswith(">1.5")
+    assert spec.gold_identity in spec.identities and FAMILY.gold_identity not in spec.identities
+    inner = RuleSource(lambda _t, r: "stomach" in r["text"]).operator(Template("{text} hurts"), FAMILY.gold_identity)
+    gold = ThresholdedGold(inner, 1.5, spec.gold_identity)
+    rows = pd.DataFrame({"text": ["stomach ache", "fine"]})
+    np.testing.assert_allclose(gold.score(rows).scores, inner.score(rows).scores - 1.5)

@@ -8,10 +8,13 @@ scores, so the optimizer and executor can be exercised, swept and audited withou
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from stretto.backends.base import ScoredRows
 from stretto.backends.model_loader import LoadedModel, default_cache_dir, load_model, resolve
 from stretto.backends.replay import ReplayFilter
 from stretto.errors import OptimizerError
@@ -28,21 +31,26 @@ class FamilySpec:
     members: tuple[tuple[str, KVVariant], ...]
     gold: tuple[str, KVVariant]
     served: tuple[tuple[str, str], ...] = ()  # (model, server URL): its uncompressed operator runs there
+    # The gold operator says yes when its log-odds exceed this (0 by default). Small models' raw yes/no
+    # scores can be one-sided (Qwen 0.5B said yes to 94% of restaurant candidate pairs at 0): a threshold
+    # calibrated on labelled data makes the labels every guarantee is relative to mean what they should.
+    gold_threshold: float = 0.0
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> FamilySpec:
-        """From the `family` config: models: [{model, variants: [{press, ratio}]}], gold: {model, press, ratio},
-        serve: {model: url} (optional)."""
+        """From the `family` config: models: [{model, variants: [{press, ratio}]}], gold: {model, press, ratio,
+        threshold (optional)}, serve: {model: url} (optional)."""
         if not config.get("gold"):
             raise OptimizerError("the operator family names no gold operator (family.gold: {model, press, ratio})")
         members = tuple((m["model"], KVVariant(**v)) for m in config.get("models", []) for v in m.get("variants", [{}]))
         gold_cfg = dict(config["gold"])
+        threshold = float(gold_cfg.pop("threshold", 0.0) or 0.0)
         gold = (gold_cfg.pop("model"), KVVariant(**gold_cfg))
         served = tuple(sorted((config.get("serve") or {}).items()))
         unknown = [m for m, _ in served if m not in {name for name, _ in (*members, gold)}]
         if unknown:
             raise OptimizerError(f"family.serve names model(s) {unknown} that are not in the family")
-        return cls(tuple(dict.fromkeys([*members, gold])), gold, served)
+        return cls(tuple(dict.fromkeys([*members, gold])), gold, served, threshold)
 
     def server(self, model: str, variant: KVVariant) -> str | None:
         """The vLLM server URL of this operator, if a server runs it (only uncompressed operators can)."""
@@ -51,7 +59,8 @@ class FamilySpec:
     def identity(self, model: str, variant: KVVariant) -> str:
         """model weights x press x ratio, marked +vllm when a vLLM server answers (its costs are its own)."""
         served = "+vllm" if self.server(model, variant) else ""
-        return variant.operator_identity(resolve(model).identity) + served
+        shifted = f">{self.gold_threshold:g}" if (model, variant) == self.gold and self.gold_threshold else ""
+        return variant.operator_identity(resolve(model).identity) + served + shifted
 
     @property
     def identities(self) -> list[str]:
@@ -63,7 +72,25 @@ class FamilySpec:
         return self.identity(*self.gold)
 
     def without_compression(self) -> FamilySpec:
-        return FamilySpec(tuple((m, v) for m, v in self.members if not v.compressed), self.gold, self.served)
+        members = tuple((m, v) for m, v in self.members if not v.compressed)
+        return FamilySpec(members, self.gold, self.served, self.gold_threshold)
+
+
+@dataclass
+class ThresholdedGold:
+    """The gold operator with its decision threshold moved to 0: scores are log-odds minus the threshold."""
+
+    inner: CandidateOperator
+    threshold: float
+    identity: str
+
+    @property
+    def template(self) -> Template:
+        return self.inner.template
+
+    def score(self, rows, *, progress: bool = True) -> ScoredRows:
+        scored = self.inner.score(rows, progress=progress)
+        return replace(scored, scores=(scored.scores - self.threshold).astype(np.float32))
 
 
 class LiveFamily:
@@ -100,14 +127,19 @@ class LiveFamily:
         return self._models[name]
 
     def operator(self, template: Template, identity: str) -> CandidateOperator:
+        if identity not in self._by_identity:
+            raise OptimizerError(f"operator '{identity}' is not in the family {sorted(self._by_identity)}")
+        name, variant = self._by_identity[identity]
+        if (name, variant) == self.spec.gold and self.spec.gold_threshold:
+            return ThresholdedGold(self._operator(template, name, variant), self.spec.gold_threshold, identity)
+        return self._operator(template, name, variant)
+
+    def _operator(self, template: Template, name: str, variant: KVVariant) -> CandidateOperator:
         from stretto.backends.kv_cached import KVCachedBackend
         from stretto.backends.transformers_backend import TransformersBackend
         from stretto.kvcache.build import KVBuilder
         from stretto.kvcache.store import KVStore
 
-        if identity not in self._by_identity:
-            raise OptimizerError(f"operator '{identity}' is not in the family {sorted(self._by_identity)}")
-        name, variant = self._by_identity[identity]
         url = self.spec.server(name, variant)
         if url is not None:
             from stretto.backends.vllm_backend import VLLMBackend, served_model
