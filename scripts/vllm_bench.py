@@ -13,6 +13,11 @@ transformers runs before the server starts (vLLM keeps one of the two cores busy
 on its own row.
 
     make vllm-env && .venv/bin/python scripts/vllm_bench.py        # results/vllm_bench.csv
+    .venv/bin/python scripts/vllm_bench.py --resume                # keep the rows measured so far, do the rest
+
+Every measured row is written at once, and the transformers reference scores (what agreement compares
+against) are kept in outputs/vllm_bench_reference.npz, so `--resume` after an interruption measures only
+what is missing. Long e-mails prefill slowly on one CPU core: requests wait up to --timeout seconds.
 """
 
 from __future__ import annotations
@@ -62,36 +67,50 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "vllm_bench.csv")
+    parser.add_argument("--resume", action="store_true", help="keep rows already in --out, measure the rest")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds a request may wait on the server")
     args = parser.parse_args()
 
     data = {d: load_dataset(d)[table].df.head(n) for d, (table, n, _, _) in WORKLOADS.items()}
     loaded = load_model(MODEL)
     spec = FamilySpec.of({"models": [{"model": MODEL}], "gold": {"model": MODEL}})
     family = LiveFamily(spec, loaded={MODEL: loaded})
-    reference, rows = {}, []
+    reference_file = ROOT / "outputs" / "vllm_bench_reference.npz"
+    rows = pd.read_csv(args.out).to_dict("records") if args.resume and args.out.exists() else []
+    reference = dict(np.load(reference_file)) if args.resume and reference_file.exists() else {}
+    done = {(r["backend"], r["dataset"], r["phase"]) for r in rows}
     for dataset, (_, _, first, second) in WORKLOADS.items():
         docs = data[dataset]
         for question in (first, second):  # from scratch: nothing is reused, both questions are cold
+            if question in reference and ("transformers", dataset, "cold") in done:
+                continue
             reference[question], rps = timed(LLMFilter(Template(question), TransformersBackend(loaded)), docs)
             rows.append({"backend": "transformers", "dataset": dataset, "phase": "cold", "question": question,
                          "rows_per_second": rps, "agreement": 1.0, "dtype": "bfloat16"})  # fmt: skip
-        stored = family.operator(Template(second), spec.gold_identity)
-        stored.score(docs, progress=False)  # builds any missing cache (the offline step) and warms it: not timed
-        scores, rps = timed(stored, docs)
-        rows.append({"backend": "transformers", "dataset": dataset, "phase": "prefix-hit", "question": second,
-                     "rows_per_second": rps, "agreement": agreement(reference[second], scores),
-                     "dtype": "bfloat16"})  # fmt: skip
+            reference_file.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(reference_file, **reference)
+        if ("transformers", dataset, "prefix-hit") not in done:
+            stored = family.operator(Template(second), spec.gold_identity)
+            stored.score(docs, progress=False)  # builds any missing cache (the offline step) and warms it: not timed
+            scores, rps = timed(stored, docs)
+            rows.append({"backend": "transformers", "dataset": dataset, "phase": "prefix-hit", "question": second,
+                         "rows_per_second": rps, "agreement": agreement(reference[second], scores),
+                         "dtype": "bfloat16"})  # fmt: skip
         print(*rows[-3:], sep="\n", flush=True)
         save(rows, args.out)
 
     server = LocalServer(MODEL, MODEL, venv=args.venv, log_path=ROOT / "outputs" / "vllm_bench_server.log")
     server.log_path.parent.mkdir(parents=True, exist_ok=True)
     with server:
+        rows = [r for r in rows if r["phase"] != "startup"]  # a fresh server: the cache is empty again
         rows.append({"backend": "vllm", "dataset": "-", "phase": "startup", "seconds": server.startup_seconds,
                      "dtype": server.dtype})  # fmt: skip
-        backend = VLLMBackend(served_model(MODEL), server.url, served_name=MODEL)
+        backend = VLLMBackend(served_model(MODEL), server.url, served_name=MODEL, timeout=args.timeout)
         backend.warm_up()
         for dataset, (_, _, first, second) in WORKLOADS.items():
+            if ("vllm", dataset, "cold") in done and ("vllm", dataset, "prefix-hit") in done:
+                continue
+            rows = [r for r in rows if (r["backend"], r["dataset"]) != ("vllm", dataset)]  # both phases, in order
             for phase, question in (("cold", first), ("prefix-hit", second)):  # the second question reuses the prefix
                 scores, rps = timed(LLMFilter(Template(question), backend), data[dataset])
                 rows.append({"backend": "vllm", "dataset": dataset, "phase": phase, "question": question,
