@@ -76,7 +76,7 @@ def test_workload_conjunctions_and_bad_specs():
     queries = w.conjunctions([2, 3])
     assert len(queries) == 6 + 4 and all(q.table == "reviews" for q in queries)
     assert len({tuple(f.template.text for f in q.filters) for q in queries}) == 10
-    with pytest.raises(QueryError, match=r"query sizes \[5\] must lie in 1\.\.4"):
+    with pytest.raises(QueryError, match=r"filters per query \[5\] must lie in 0\.\.4"):
         w.conjunctions([5])
     with pytest.raises(QueryError, match="a workload needs 'table'"):
         Workload.of({"dataset": "movie", "filters": []})

@@ -29,7 +29,9 @@ def test_recording_covers_every_workload_predicate_and_operator(movie):
     table, spec, source = movie
     workload = OmegaConf.load(ROOT / "conf" / "workload" / "movie.yaml")
     recorded = source.recording.records
-    assert set(recorded["template"]) == {f.template for f in workload.filters}
+    assert set(recorded["template"]) == {f.template for f in [*workload.filters, *workload.extracts]}
+    extracts = recorded[recorded["template"].isin([e.template for e in workload.extracts])]
+    assert extracts["value"].notna().any() and recorded.loc[~recorded.index.isin(extracts.index), "value"].isna().all()
     assert set(recorded["operator"]) == set(spec.identities)
     assert recorded.groupby(["template", "operator"]).size().eq(table.df["reviewtext"].nunique()).all()
     assert (recorded["seconds"] > 0).all()
