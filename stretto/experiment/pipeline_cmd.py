@@ -56,7 +56,7 @@ def run_pipeline_job(cfg: DictConfig) -> dict[str, Any]:
     }
     if b is not None:
         metrics |= {"blocking.candidates": b.candidates, "blocking.recall_lower": b.recall_lower,
-                    "blocking.seconds": b.seconds}  # fmt: skip
+                    "blocking.embedding_seconds": b.embedding_seconds}  # fmt: skip
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     plan_yaml, result_csv = out / "plan.yaml", out / "result.csv"
@@ -78,7 +78,7 @@ def format_pipeline(summary: dict[str, Any]) -> str:
         b = run.blocking
         lines.append(
             f"  blocking          {b.candidates} of {b.all_pairs} pairs; recall >= {b.recall_lower:.3f} "
-            f"({b.found} found, {b.missed} missed in the audit), {b.seconds:.1f} s"
+            f"({b.found} found, {b.missed} missed in the audit), embedding {b.embedding_seconds:.1f} s"
         )
     lines += [
         f"  seconds           profiling {m['profile_seconds']:.1f} + optimization {m['optimize_seconds']:.1f} "
