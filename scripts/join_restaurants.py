@@ -26,26 +26,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
 
 from stretto.backends.model_loader import default_cache_dir, load_model
 from stretto.data.datasets import load_dataset
 from stretto.data.table import Table
 from stretto.evaluation.metrics import quality
 from stretto.execution.pipeline_executor import pair_relation, qualified, run_pipeline
+from stretto.experiment.cli import config_file
 from stretto.operators.embedding import Embedder
 from stretto.operators.family import FamilySpec, LiveFamily
 from stretto.optimizer.gradient import GradientOptimizer
-from stretto.optimizer.profile import ProfileStore, row_keys
+from stretto.optimizer.profile import ProfileStore, answers
 from stretto.plan.blocking import text_of, top_k_pairs
 from stretto.plan.pipeline import Pipeline
 from stretto.plan.targets import Targets
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def conf(group: str, name: str) -> dict:
-    return OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / group / f"{name}.yaml"))
 
 
 def rows_of(table: Table, positions: np.ndarray) -> Table:
@@ -60,9 +56,7 @@ def calibrate_gold(pipeline, left: Table, right: Table, truth, source, family, s
     vectors = [embedder.encode(text_of(df, [f"{a}.{c}" for c in join.side_columns(a)]))
                for df, a in ((lq, join.left_alias), (rq, join.right_alias))]  # fmt: skip
     pairs = pair_relation(lq, rq, top_k_pairs(*vectors, join.k))
-    gold = source.operator(join.template, family.gold_identity)
-    scores = store.scores(pairs, gold).lookup(row_keys(pairs, join.template), join.template, gold.identity)["score"]
-    scores = scores.to_numpy()
+    scores = answers(pairs, source.operator(join.template, family.gold_identity), store)["score"].to_numpy()
     y = np.array([p in truth for p in zip(pairs["fodors.id"], pairs["zagats.id"], strict=True)])
     f1 = {float(t): quality(scores > t, y).f1 for t in np.unique(scores)}
     best = max(f1, key=f1.get)
@@ -80,8 +74,8 @@ def main() -> None:
 
     tables = load_dataset("restaurants")
     truth = set(zip(tables["matches"].df["fodors_id"], tables["matches"].df["zagats_id"], strict=True))
-    pipeline = Pipeline.of(conf("pipeline", "restaurants_match"))
-    family = FamilySpec.of(conf("family", "pairs"))
+    pipeline = Pipeline.of(config_file("pipeline", "restaurants_match"))
+    family = FamilySpec.of(config_file("family", "pairs"))
     models = {m: load_model(m) for m in dict.fromkeys(m for m, _ in family.members)}
     store, embedder = ProfileStore(default_cache_dir() / "profiles"), Embedder()
     order = np.random.default_rng(0).permutation(len(tables["fodors"]))

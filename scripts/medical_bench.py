@@ -19,15 +19,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import OmegaConf
 
 from stretto.backends.model_loader import default_cache_dir
 from stretto.data.datasets import load_dataset
 from stretto.evaluation.metrics import quality
 from stretto.execution.pipeline_executor import run_pipeline
+from stretto.experiment.cli import config_file
 from stretto.operators.family import FamilySpec, LiveFamily
 from stretto.optimizer.gradient import GradientOptimizer
-from stretto.optimizer.profile import ProfileStore, row_keys
+from stretto.optimizer.profile import ProfileStore, answers
 from stretto.plan.pipeline import Pipeline
 from stretto.plan.query import SemFilter
 from stretto.plan.targets import Targets
@@ -41,10 +41,6 @@ PREDICATES = (
 )
 
 
-def conf(group: str, name: str) -> dict:
-    return OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / group / f"{name}.yaml"))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", type=float, nargs="+", default=[0.7, 0.9])
@@ -56,8 +52,8 @@ def main() -> None:
     args = parser.parse_args()
 
     tables = load_dataset("medical")
-    base = Pipeline.of(conf("pipeline", "medical_digestive_patients"))
-    family = FamilySpec.of(conf("family", "default"))
+    base = Pipeline.of(config_file("pipeline", "medical_digestive_patients"))
+    family = FamilySpec.of(config_file("family", "default"))
     source = LiveFamily(family)
     store = ProfileStore(args.store)
     # The offline step, not timed: every description's KV caches stored for every (model, variant), so that
@@ -75,9 +71,7 @@ def main() -> None:
                                store=store)  # fmt: skip
             relation = run.relation.df
             gold = source.operator(SemFilter.of(predicate).template, family.gold_identity)
-            silver = store.scores(relation, gold, progress=False).lookup(
-                row_keys(relation, gold.template), gold.template, gold.identity
-            )
+            silver = answers(relation, gold, store, progress=False)
             q = quality(run.run.execution.kept, silver["score"].to_numpy() > 0.0)
             r = run.run
             rows.append({

@@ -28,12 +28,11 @@ from pathlib import Path
 
 import pandas as pd
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from stretto.data.datasets import load_dataset
 from stretto.evaluation.plan_quality import silver_decisions
-from stretto.experiment.cli import CONF_DIR  # registers the config's resolvers
+from stretto.experiment.cli import CONF_DIR, config_file  # registers the config's resolvers
 from stretto.experiment.optimized_run import run_optimized
 from stretto.experiment.plots import draw_all, runs_frame
 from stretto.experiment.sweep import run_cell
@@ -52,9 +51,9 @@ DATASET_SETTINGS = {"movie": {"fraction": 0.15, "min_positives": 20}, "enron": {
 def usable_queries(dataset: str, min_positives: int, filters, extracts) -> tuple[list[int], int]:
     """Generator indices (seed 0, every query of the shape) whose gold result has >= min_positives rows; and the
     total."""
-    workload = Workload.of(OmegaConf.to_container(OmegaConf.load(CONF_DIR / "workload" / f"{dataset}.yaml")))
+    workload = Workload.of(config_file("workload", dataset))
     table = load_dataset(workload.dataset)[workload.table]
-    spec = FamilySpec.of(OmegaConf.to_container(OmegaConf.load(CONF_DIR / "family" / "default.yaml")))
+    spec = FamilySpec.of(config_file("family", "default"))
     source = ReplayFamily(spec, Profile.load(ROOT / "recordings" / f"{dataset}.parquet"))
     queries = generate(workload, filters, len(workload.conjunctions(filters, extracts)), 0, extracts)
     usable = [

@@ -22,7 +22,7 @@ from stretto.data.table import Table
 from stretto.engine import Optimizer, QueryRun, run_query
 from stretto.execution.cascade_executor import OperatorSource
 from stretto.operators.family import FamilySpec
-from stretto.optimizer.profile import ProfileStore, row_keys, score_distinct
+from stretto.optimizer.profile import ProfileStore, answers
 from stretto.optimizer.sampling import profiling_sample
 from stretto.plan.blocking import Candidates, blocking_recall_bound, key_pairs, text_of, top_k_pairs
 from stretto.plan.pipeline import Pipeline, SemJoin
@@ -99,9 +99,7 @@ def block(
     audited = profiling_sample(len(left), sample_fraction, seed)
     in_audit = np.isin(window.left, audited)
     audit_pairs = pair_relation(left, right, _subset(window, in_audit))
-    gold = source.operator(join.template, family.gold_identity)
-    answered = (store.scores if store else score_distinct)(audit_pairs, gold, progress=progress)
-    gold_answers = answered.lookup(row_keys(audit_pairs, join.template), join.template, gold.identity)
+    gold_answers = answers(audit_pairs, source.operator(join.template, family.gold_identity), store, progress=progress)
     positive, inside = gold_answers["score"].to_numpy() > 0.0, audit_pairs["_rank"].to_numpy() < join.k
     found, missed = int((positive & inside).sum()), int((positive & ~inside).sum())
     bound = blocking_recall_bound(found, missed, alpha) if found + missed else 0.0

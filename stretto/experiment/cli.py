@@ -15,6 +15,12 @@ ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = ROOT / "conf"
 OmegaConf.register_new_resolver("stretto_root", lambda: str(ROOT), replace=True)
 
+
+def config_file(group: str, name: str) -> dict:
+    """One file of a config group (conf/<group>/<name>.yaml) as plain data, for scripts outside Hydra."""
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{name}.yaml"), resolve=True)
+
+
 USAGE = """usage: stretto COMMAND [hydra overrides ...]
 
 commands:

@@ -15,7 +15,7 @@ import pandas as pd
 from stretto.backends.base import ScoredRows
 from stretto.backends.generation import GeneratedRows
 from stretto.operators.llm_filter import LLMFilter
-from stretto.operators.prompt import PromptParts, filter_prompt
+from stretto.operators.prompt import PromptParts, row_prompts
 from stretto.plan.answers import normalize_answer
 from stretto.plan.template import ExtractTemplate, Template
 
@@ -39,8 +39,7 @@ class LLMExtract:
         return self.backend.identity
 
     def score(self, rows: pd.DataFrame, *, progress: bool = True) -> ScoredRows:
-        tokenizer = self.backend.loaded.tokenizer
-        prompts = [filter_prompt(self.template, row, tokenizer) for row in rows.to_dict("records")]
+        prompts = row_prompts(self.template, rows, self.backend.loaded.tokenizer)
         answers = self.backend.generate(prompts, desc=self.template.text[:40], progress=progress)
         values = tuple(normalize_answer(t, self.template.choices, label=self.template.output) for t in answers.texts)
         return ScoredRows(answers.logprobs, answers.seconds, answers.tokens, answers.truncated, values)

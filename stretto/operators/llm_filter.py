@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from stretto.backends.base import ScoredRows, YesNoScorer
-from stretto.operators.prompt import filter_prompt
+from stretto.operators.prompt import row_prompts
 from stretto.plan.template import Template
 
 
@@ -25,6 +25,5 @@ class LLMFilter:
         return self.backend.identity
 
     def score(self, rows: pd.DataFrame, *, progress: bool = True) -> ScoredRows:
-        tokenizer = self.backend.loaded.tokenizer
-        prompts = [filter_prompt(self.template, row, tokenizer) for row in rows.to_dict("records")]
+        prompts = row_prompts(self.template, rows, self.backend.loaded.tokenizer)
         return self.backend.score(prompts, desc=self.template.text[:40], progress=progress)

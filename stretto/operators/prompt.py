@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import pandas as pd
 from transformers import PreTrainedTokenizerBase
 
 from stretto.plan.template import ExtractTemplate, Template
@@ -50,6 +51,11 @@ def extract_question(template: ExtractTemplate) -> str:
         f"\n\nFrom {subject}, extract {request}{allowed}. "
         "Reply with the value only, on one line, or 'none' if it is not there."
     )
+
+
+def row_prompts(template: Template, rows: pd.DataFrame, tokenizer: PreTrainedTokenizerBase) -> list[PromptParts]:
+    """One prompt per row, in row order."""
+    return [filter_prompt(template, row, tokenizer) for row in rows.to_dict("records")]
 
 
 def filter_prompt(template: Template, row: Mapping[str, str], tokenizer: PreTrainedTokenizerBase) -> PromptParts:

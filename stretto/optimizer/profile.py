@@ -134,6 +134,15 @@ def score_distinct(rows: pd.DataFrame, operator: CandidateOperator, *, progress:
     return Profile.of_scores(keys[first], operator.template, operator.identity, scored)
 
 
+def answers(
+    rows: pd.DataFrame, operator: CandidateOperator, store: ProfileStore | None = None, *, progress: bool = True
+) -> pd.DataFrame:
+    """The operator's score / seconds / tokens / value for each row, in row order (from the store when it has
+    them; each distinct text answered once)."""
+    profile = (store.scores if store is not None else score_distinct)(rows, operator, progress=progress)
+    return profile.lookup(row_keys(rows, operator.template), operator.template, operator.identity)
+
+
 _DTYPES = (object, object, object, np.float32, np.float64, np.int64, object)
 
 
