@@ -3,6 +3,7 @@
 import json
 import math
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
@@ -31,6 +32,8 @@ class Stub(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
+        if self.path == "/v1/slow":  # outlasts a short client timeout
+            time.sleep(1.0)
         if self.path == "/health":
             return self._send({})
         if self.path == "/v1/models":
@@ -117,6 +120,12 @@ def test_unreachable_server_and_wrong_model_are_named(stub_url):
     backend = VLLMBackend(FakeServed(), stub_url, served_name="qwen-1.5b")
     with pytest.raises(ModelError, match=r"serves \['qwen-0.5b'\], not 'qwen-1.5b'"):
         backend.score([PromptParts("a", "b")], progress=False)
+
+
+def test_a_request_that_outlasts_the_timeout_says_so(stub_url):
+    client = VLLMClient(stub_url, timeout=0.2)
+    with pytest.raises(ModelError, match=r"did not answer /slow within 0.2 s: raise backend.timeout"):
+        client._request("/slow")
 
 
 def test_family_serves_uncompressed_operators_on_vllm():

@@ -74,7 +74,7 @@ def served_weights_dir(name_or_path: str, cache_dir: Path | None = None) -> str:
 class VLLMClient:
     """A thin JSON client of one OpenAI-compatible server; errors name the server and what went wrong."""
 
-    def __init__(self, url: str, *, timeout: float = 120.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 600.0) -> None:
         self.url = url.rstrip("/")
         self.base = self.url.removesuffix("/v1")
         self.timeout = timeout
@@ -95,6 +95,11 @@ class VLLMClient:
             raise ModelError(f"vLLM server {self.url} answered {err.code} to {path}: {detail}") from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
             reason = getattr(err, "reason", err)
+            if isinstance(reason, TimeoutError):
+                raise ModelError(
+                    f"vLLM server {self.url} did not answer {path} within {self.timeout:g} s: raise backend.timeout "
+                    "(long documents prefill slowly on a CPU server) or send fewer at once (backend.concurrency)"
+                ) from None
             raise ModelError(
                 f"no vLLM server reachable at {self.url} ({reason}): start one with `make vllm-server` "
                 "or point backend.url at a running `vllm serve`"
@@ -144,7 +149,7 @@ class VLLMBackend:
         *,
         served_name: str,
         concurrency: int = 8,
-        timeout: float = 120.0,
+        timeout: float = 600.0,
         max_tokens: int | None = None,
         on_long_text: str = "truncate",
     ) -> None:
