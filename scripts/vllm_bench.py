@@ -59,7 +59,9 @@ def agreement(reference: np.ndarray, other: np.ndarray) -> float:
 
 
 def save(rows: list[dict], out: Path) -> None:
-    """Written after every measurement: an interrupted run keeps what it measured."""
+    """Written after every measurement: an interrupted run keeps what it measured (in a stable row order)."""
+    order = {"movie": 0, "enron": 1, "-": 2, "transformers": 0, "vllm": 1, "startup": 0, "cold": 1, "prefix-hit": 2}
+    rows = sorted(rows, key=lambda r: (order[r["dataset"]], order[r["backend"]], order[r["phase"]]))
     out.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(out, index=False)
 
@@ -88,8 +90,8 @@ def main() -> None:
             if question in reference and ("transformers", dataset, "cold") in done:
                 continue
             reference[question], rps = timed(LLMFilter(Template(question), scratch), docs)
-            measured = ("transformers", dataset, question)  # a remeasured reference replaces its row
-            rows = [r for r in rows if (r["backend"], r["dataset"], r["question"]) != measured]
+            measured = ("transformers", dataset, "cold", question)  # a remeasured reference replaces its row
+            rows = [r for r in rows if (r["backend"], r["dataset"], r["phase"], r["question"]) != measured]
             rows.append({"backend": "transformers", "dataset": dataset, "phase": "cold", "question": question,
                          "rows_per_second": rps, "agreement": 1.0, "dtype": "bfloat16"})  # fmt: skip
             reference_file.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +107,8 @@ def main() -> None:
         save(rows, args.out)
 
     if all(("vllm", d, phase) in done for d in WORKLOADS for phase in ("cold", "prefix-hit")):
-        print(pd.DataFrame(rows).to_string(index=False))
+        save(rows, args.out)
+        print(pd.read_csv(args.out).to_string(index=False))
         return
     server = LocalServer(MODEL, MODEL, venv=args.venv, log_path=ROOT / "outputs" / "vllm_bench_server.log")
     server.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,10 +129,8 @@ def main() -> None:
                              "dtype": server.dtype})  # fmt: skip
                 print(rows[-1], flush=True)
                 save(rows, args.out)
-    table = pd.DataFrame(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
-    print(table.to_string(index=False))
+    save(rows, args.out)
+    print(pd.read_csv(args.out).to_string(index=False))
 
 
 if __name__ == "__main__":
