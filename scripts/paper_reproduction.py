@@ -16,7 +16,8 @@ logged to MLflow under one parent run; rerunning skips finished cells. Then it a
     .venv/bin/python scripts/paper_reproduction.py --queries 4 --datasets movie   # a quick look
 
 Other shapes: `--filters 1 --extracts 1 --datasets movie --name movie_filter_extract` draws 1 filter + 1 extract
-queries (results/movie_filter_extract.csv, with `met_rate` against the gold operator's decisions and values).
+queries (results/movie_filter_extract.csv, with `met_rate` against the gold operator's decisions and values);
+`--filters 2 --extracts 1 --name movie_2filter_extract` the 2 filters + 1 extract shape.
 """
 
 from __future__ import annotations
