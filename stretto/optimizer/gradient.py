@@ -125,11 +125,12 @@ class GradientOptimizer:
                 return plan
             log.info("attempt %d: no feasible plan among %d jobs; raising the penalty", attempt + 1, s.jobs)
         log.warning(
-            "targets precision >= %s, recall >= %s at alpha %s cannot be guaranteed from a sample of %d tuples "
-            "by any cascade: falling back to the gold operator alone",
+            "targets precision >= %s, recall >= %s at alpha %s cannot be certified by any cascade on the %d held-out "
+            "tuples of a %d-tuple sample: falling back to the gold operator alone (a larger sample certifies more)",
             problem.targets.precision,
             problem.targets.recall,
             problem.targets.alpha,
+            certify.n_tuples,
             problem.n_tuples,
         )
         plan = gold_only_plan(problem, self.name, fallback=True)
