@@ -1,12 +1,12 @@
 """Semantic join benchmark: Fodor's x Zagat's restaurants (py-entitymatching, all 112 true matches known).
 
 The pipeline in conf/pipeline/restaurants_match.yaml runs at targets .7 and .9 (alpha .95) with the real
-models from scratch (conf/family/pairs.yaml: SmolLM2-135M proposes, Qwen 0.5B is gold): MiniLM blocking, a
+models from scratch (conf/family/pairs.yaml: SmolLM2-135M and Qwen 0.5B propose, Qwen 1.5B is gold): MiniLM blocking, a
 gold audit of what blocking missed, profiling, Stretto's optimizer, execution. Precision and recall are
 against the true matches.
 
-The gold model's raw yes/no log-odds are one-sided on this task (at threshold 0 Qwen 0.5B said yes to 94% of
-the candidate pairs: precision .11), so its decision threshold is calibrated on a labelled dev split: a seeded
+The gold model's raw yes/no log-odds are one-sided on this task (at threshold 0 Qwen 1.5B says yes to every
+dev candidate pair: F1 .19), so its decision threshold is calibrated on a labelled dev split: a seeded
 half of Fodor's rows, whose candidate pairs the gold model answers; the threshold with the best F1 against
 the true matches there becomes the family's gold threshold. Everything reported runs on the other half.
 The all-pairs gold join (test rows x 331) is not run: its seconds are the gold operator's measured mean
