@@ -32,8 +32,9 @@ class Stub(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
-        if self.path == "/v1/slow":  # outlasts a short client timeout
+        if self.path == "/v1/slow":  # outlasts a short client timeout, then hangs up without an answer
             time.sleep(1.0)
+            return
         if self.path == "/health":
             return self._send({})
         if self.path == "/v1/models":
