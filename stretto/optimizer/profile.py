@@ -134,12 +134,19 @@ def score_distinct(rows: pd.DataFrame, operator: CandidateOperator, *, progress:
     return Profile.of_scores(keys[first], operator.template, operator.identity, scored)
 
 
+def profile_of(
+    rows: pd.DataFrame, operator: CandidateOperator, store: ProfileStore | None = None, *, progress: bool = True
+) -> Profile:
+    """The operator's answers on these rows: from the store when there is one (which keeps what it scores),
+    else scored now; each distinct text answered once."""
+    return (store.scores if store is not None else score_distinct)(rows, operator, progress=progress)
+
+
 def answers(
     rows: pd.DataFrame, operator: CandidateOperator, store: ProfileStore | None = None, *, progress: bool = True
 ) -> pd.DataFrame:
-    """The operator's score / seconds / tokens / value for each row, in row order (from the store when it has
-    them; each distinct text answered once)."""
-    profile = (store.scores if store is not None else score_distinct)(rows, operator, progress=progress)
+    """The operator's score / seconds / tokens / value for each row, in row order."""
+    profile = profile_of(rows, operator, store, progress=progress)
     return profile.lookup(row_keys(rows, operator.template), operator.template, operator.identity)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from stretto.errors import OptimizerError
-from stretto.optimizer.profile import CandidateOperator, Profile, ProfileStore, row_keys, score_distinct
+from stretto.optimizer.profile import CandidateOperator, Profile, ProfileStore, profile_of, row_keys
 from stretto.plan.template import Template
 
 
@@ -32,8 +32,7 @@ def profile_rows(
     """Every operator's answers on these rows (from the store when it has them; duplicates scored once)."""
     if rows.empty:
         raise OptimizerError("the profiling sample is empty")
-    score = store.scores if store is not None else score_distinct
-    return Profile.concat(score(rows, op, progress=progress) for op in operators)
+    return Profile.concat(profile_of(rows, op, store, progress=progress) for op in operators)
 
 
 def sample_seconds(
