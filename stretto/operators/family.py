@@ -56,10 +56,14 @@ class FamilySpec:
         """The vLLM server URL of this operator, if a server runs it (only uncompressed operators can)."""
         return None if variant.compressed else dict(self.served).get(model)
 
+    def thresholded(self, model: str, variant: KVVariant) -> bool:
+        """Whether this is the gold operator with its decision threshold moved away from 0."""
+        return (model, variant) == self.gold and self.gold_threshold != 0.0
+
     def identity(self, model: str, variant: KVVariant) -> str:
         """model weights x press x ratio, marked +vllm when a vLLM server answers (its costs are its own)."""
         served = "+vllm" if self.server(model, variant) else ""
-        shifted = f">{self.gold_threshold:g}" if (model, variant) == self.gold and self.gold_threshold else ""
+        shifted = f">{self.gold_threshold:g}" if self.thresholded(model, variant) else ""
         return variant.operator_identity(resolve(model).identity) + served + shifted
 
     @property
@@ -130,7 +134,7 @@ class LiveFamily:
         if identity not in self._by_identity:
             raise OptimizerError(f"operator '{identity}' is not in the family {sorted(self._by_identity)}")
         name, variant = self._by_identity[identity]
-        if (name, variant) == self.spec.gold and self.spec.gold_threshold:
+        if self.spec.thresholded(name, variant):
             return ThresholdedGold(self._operator(template, name, variant), self.spec.gold_threshold, identity)
         return self._operator(template, name, variant)
 
