@@ -31,13 +31,13 @@ from stretto.backends.model_loader import default_cache_dir, load_model
 from stretto.data.datasets import load_dataset
 from stretto.data.table import Table
 from stretto.evaluation.metrics import quality
-from stretto.execution.pipeline_executor import pair_relation, qualified, run_pipeline
+from stretto.execution.pipeline_executor import embed_sides, pair_relation, qualified, run_pipeline
 from stretto.experiment.cli import config_file
 from stretto.operators.embedding import Embedder
 from stretto.operators.family import FamilySpec, LiveFamily
 from stretto.optimizer.gradient import GradientOptimizer
 from stretto.optimizer.profile import ProfileStore, answers
-from stretto.plan.blocking import text_of, top_k_pairs
+from stretto.plan.blocking import top_k_pairs
 from stretto.plan.pipeline import Pipeline
 from stretto.plan.targets import Targets
 
@@ -53,9 +53,7 @@ def calibrate_gold(pipeline, left: Table, right: Table, truth, source, family, s
     """The gold threshold with the best F1 against the true matches on the dev rows' candidate pairs."""
     join = pipeline.sem_join_step
     lq, rq = qualified(left, join.left_alias), qualified(right, join.right_alias)
-    vectors = [embedder.encode(text_of(df, [f"{a}.{c}" for c in join.side_columns(a)]))
-               for df, a in ((lq, join.left_alias), (rq, join.right_alias))]  # fmt: skip
-    pairs = pair_relation(lq, rq, top_k_pairs(*vectors, join.k))
+    pairs = pair_relation(lq, rq, top_k_pairs(*embed_sides(join, lq, rq, embedder), join.k))
     scores = answers(pairs, source.operator(join.template, family.gold_identity), store)["score"].to_numpy()
     y = np.array([p in truth for p in zip(pairs["fodors.id"], pairs["zagats.id"], strict=True)])
     f1 = {float(t): quality(scores > t, y).f1 for t in np.unique(scores)}

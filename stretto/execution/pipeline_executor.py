@@ -65,6 +65,16 @@ def pair_relation(left: pd.DataFrame, right: pd.DataFrame, candidates: Candidate
     return pairs.assign(_left=candidates.left, _right=candidates.right, _rank=candidates.rank)
 
 
+def embed_sides(
+    join: SemJoin, left: pd.DataFrame, right: pd.DataFrame, embedder, *, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each side's rows embedded by the columns the join's template reads (qualified `alias.column` frames)."""
+    return tuple(
+        embedder.encode(text_of(df, [f"{alias}.{c}" for c in join.side_columns(alias)]), progress=progress)
+        for df, alias in ((left, join.left_alias), (right, join.right_alias))
+    )
+
+
 def block(
     join: SemJoin,
     left: pd.DataFrame,
@@ -90,10 +100,7 @@ def block(
         from stretto.operators.embedding import Embedder
 
         embedder = Embedder()
-    left_cols = [f"{join.left_alias}.{c}" for c in join.side_columns(join.left_alias)]
-    right_cols = [f"{join.right_alias}.{c}" for c in join.side_columns(join.right_alias)]
-    left_vectors = embedder.encode(text_of(left, left_cols), progress=progress)
-    right_vectors = embedder.encode(text_of(right, right_cols), progress=progress)
+    left_vectors, right_vectors = embed_sides(join, left, right, embedder, progress=progress)
     embedding_seconds = time.perf_counter() - began
     window = top_k_pairs(left_vectors, right_vectors, join.window)
     audited = profiling_sample(len(left), sample_fraction, seed)
