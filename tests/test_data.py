@@ -9,7 +9,8 @@ import pytest
 
 from stretto.data import DATASETS, Table, available_datasets, load_dataset
 from stretto.data.datasets import BUNDLED_DIR, imdb_rt_csv_path
-from stretto.errors import DataError, StrettoError
+from stretto.errors import DataError, QueryError, StrettoError
+from stretto.plan.query import LabelSpec, Query
 
 
 def _frame() -> pd.DataFrame:
@@ -117,13 +118,14 @@ def test_sample_is_reproducible_and_distinct() -> None:
 def test_from_csv(tmp_path: Path) -> None:
     path = tmp_path / "reviews.csv"
     _frame().to_csv(path, index=False)
-    table = Table.from_csv(path, text_columns=("body",), label_columns=("label",), key="id")
+    table = Table.from_csv(path, text_columns=("body",), label_columns=("label",), key="id", keep_empty_text=True)
     assert table.name == "reviews"
     assert len(table) == 4
     assert table.column("body").tolist() == ["good film", "", "bad film", "007"], "'007' stays text"
     assert table.column("label").tolist() == [1, 0, 0, 1]
     named = Table.from_csv(path, name="other", text_columns=("body",))
     assert named.name == "other"
+    assert named.column("body").tolist() == ["good film", "bad film", "007"], "the empty row is dropped by default"
 
 
 def test_from_csv_header_only_is_empty(tmp_path: Path) -> None:
@@ -145,8 +147,8 @@ def test_from_parquet(tmp_path: Path) -> None:
     _frame().to_parquet(path, index=False)
     table = Table.from_parquet(path, text_columns=("body",), label_columns=("label",), key="id")
     assert table.name == "data"
-    assert table.column("body").tolist() == ["good film", "", "bad film", "007"]
-    assert table.column("label").tolist() == [1, 0, 0, 1]
+    assert table.column("body").tolist() == ["good film", "bad film", "007"]
+    assert table.column("label").tolist() == [1, 0, 1]
 
 
 def test_from_text_folder(tmp_path: Path) -> None:
@@ -154,7 +156,7 @@ def test_from_text_folder(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "b.txt").write_text("second\r\nline", encoding="utf-8", newline="")
     (folder / "a.txt").write_text("first", encoding="utf-8")
-    (folder / "c.txt").write_bytes(b"bad \xff byte")
+    (folder / "c.txt").write_text("old\rmac", encoding="utf-8", newline="")
     (folder / "notes.md").write_text("ignored", encoding="utf-8")
     (folder / "sub.txt").mkdir()  # a folder matching the pattern is not a file
     table = Table.from_text_folder(folder)
@@ -165,7 +167,7 @@ def test_from_text_folder(tmp_path: Path) -> None:
     texts = table.column("text").tolist()
     assert texts[0] == "first"
     assert texts[1] == "second\nline"
-    assert texts[2] == "bad \ufffd byte"
+    assert texts[2] == "old\nmac"
 
     custom = Table.from_text_folder(folder, name="notes", text_column="body", pattern="*.md")
     assert custom.name == "notes"
@@ -178,6 +180,110 @@ def test_from_text_folder_no_matches(tmp_path: Path) -> None:
         Table.from_text_folder(tmp_path)
 
 
+# ------------------------------------------------------------------------ bad input: empty text, encodings
+EMPTY_TEXT_CSV = "id,body,label\n1,good film,1\n2,,0\n3,NaN,0\n4,nan,1\n5,   ,0\n6,bad film,0\n7,007,1\n"
+
+
+def test_csv_rows_with_empty_or_missing_text_are_dropped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Blank, NaN, 'NaN' and 'nan' cells used to become "" and be scored (above real rows); now they are dropped."""
+    path = tmp_path / "tickets.csv"
+    path.write_text(EMPTY_TEXT_CSV, encoding="utf-8")
+    with caplog.at_level("WARNING", logger="stretto.data.table"):
+        table = Table.from_csv(path, text_columns=("body",), label_columns=("label",), key="id")
+    assert table.column("id").tolist() == [1, 6, 7]
+    assert table.column("body").tolist() == ["good film", "bad film", "007"]
+    assert table.df.index.tolist() == [0, 1, 2]
+    assert "4 of 7 rows have empty or missing text" in caplog.text
+    assert "'body' 4" in caplog.text and "id 2, 3, 4, 5" in caplog.text
+    assert "dataset.keep_empty_text=true" in caplog.text
+
+    kept = Table.from_csv(path, text_columns=("body",), key="id", keep_empty_text=True)
+    assert kept.column("body").tolist() == ["good film", "", "", "", "", "bad film", "007"]
+
+
+def test_empty_text_counts_any_text_column_and_names_rows_without_key(caplog: pytest.LogCaptureFixture) -> None:
+    df = pd.DataFrame({"title": ["a", "b", None], "body": ["x", "null", "z"]})
+    with caplog.at_level("WARNING", logger="stretto.data.table"):
+        table = Table(name="t", df=df, text_columns=("title", "body")).drop_empty_text()
+    assert table.column("title").tolist() == ["a"]
+    assert "2 of 3 rows" in caplog.text and "'title' 1, 'body' 1" in caplog.text and "row 1, 2" in caplog.text
+    with pytest.raises(DataError, match="keep_empty_text must be true or false"):
+        table.drop_empty_text(keep="no")  # type: ignore[arg-type]
+
+
+def test_table_with_only_empty_text_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "blank.csv"
+    path.write_text("body\n\nNaN\n  \n", encoding="utf-8")
+    with pytest.raises(DataError, match="no row has text to score"):
+        Table.from_csv(path, text_columns=("body",))
+
+
+def test_parquet_missing_value_strings_are_empty_text(tmp_path: Path) -> None:
+    path = tmp_path / "data.parquet"
+    pd.DataFrame({"body": ["fine", "NaN", "None", "", "ok"]}).to_parquet(path, index=False)
+    assert Table.from_parquet(path, text_columns=("body",)).column("body").tolist() == ["fine", "ok"]
+
+
+def test_text_folder_drops_empty_files_and_refuses_binary_ones(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An empty and a binary .txt file used to be scored, the binary one highest."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a real document", encoding="utf-8")
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "blank.txt").write_text(" \n\t\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="stretto.data.table"):
+        table = Table.from_text_folder(folder)
+    assert table.column("filename").tolist() == ["a.txt"]
+    assert "2 of 3 rows have empty or missing text" in caplog.text and "blank.txt, empty.txt" in caplog.text
+    assert len(Table.from_text_folder(folder, keep_empty_text=True)) == 3
+
+    (folder / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    (folder / "legacy.txt").write_bytes(b"caf\xe9")
+    with pytest.raises(DataError) as info:
+        Table.from_text_folder(folder)
+    message = str(info.value)
+    assert "2 of 5 files" in message and "not text in utf-8" in message
+    assert "image.txt (binary: holds NUL bytes)" in message and "legacy.txt (not valid utf-8" in message
+    assert "Remove them" in message and "dataset.encoding" in message
+    assert isinstance(info.value, StrettoError)
+
+
+def test_text_folder_encoding_option(tmp_path: Path) -> None:
+    (tmp_path / "legacy.txt").write_bytes("café crème".encode("latin-1"))
+    with pytest.raises(DataError, match=r"legacy\.txt"):
+        Table.from_text_folder(tmp_path)
+    table = Table.from_text_folder(tmp_path, encoding="latin-1")
+    assert table.column("text").tolist() == ["café crème"]
+    (tmp_path / "binary.txt").write_bytes(b"ab\x00cd")
+    with pytest.raises(DataError, match=r"binary\.txt \(binary"):
+        Table.from_text_folder(tmp_path, encoding="latin-1")  # latin-1 decodes any byte, but NUL means binary
+
+
+def test_csv_encoding_option(tmp_path: Path) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes("body,label\ncafé au lait,1\nthé,0\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"not valid utf-8.*dataset\.encoding") as info:
+        Table.from_csv(path, text_columns=("body",))
+    assert str(path) in str(info.value)
+    table = Table.from_csv(path, text_columns=("body",), encoding="latin-1")
+    assert table.column("body").tolist() == ["café au lait", "thé"]
+    assert Table.from_path(path, text_columns=("body",), encoding="cp1252").column("body").tolist()[1] == "thé"
+    with pytest.raises(DataError, match="unknown encoding 'latin-9000'"):
+        Table.from_csv(path, text_columns=("body",), encoding="latin-9000")
+
+
+def test_head_and_sample_remember_the_whole_table() -> None:
+    table = Table(name="t", df=_frame(), text_columns=("body",))
+    assert table.uncut is None
+    assert table.head(2).uncut is table and table.head(2).head(1).uncut is table
+    assert table.sample(2).uncut is table
+    assert table.head(10).uncut is None
+
+
 def test_from_path_dispatch(tmp_path: Path) -> None:
     _frame().to_csv(tmp_path / "a.csv", index=False)
     _frame().to_parquet(tmp_path / "b.pq", index=False)
@@ -186,9 +292,9 @@ def test_from_path_dispatch(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "x.txt").write_text("hello", encoding="utf-8")
 
-    assert len(Table.from_path(tmp_path / "a.csv", text_columns=("body",))) == 4
-    assert len(Table.from_path(tmp_path / "b.pq", text_columns=("body",))) == 4
-    assert len(Table.from_path(tmp_path / "c.PARQUET", text_columns=("body",))) == 4
+    assert len(Table.from_path(tmp_path / "a.csv", text_columns=("body",))) == 3  # one body is empty
+    assert len(Table.from_path(tmp_path / "b.pq", text_columns=("body",))) == 3
+    assert len(Table.from_path(tmp_path / "c.PARQUET", text_columns=("body",), keep_empty_text=True)) == 4
     docs = Table.from_path(folder)
     assert docs.column("text").tolist() == ["hello"]
 
@@ -337,3 +443,122 @@ def test_imdb_rt_dataset() -> None:
     assert reviews.column("label").value_counts().to_dict() == {0: 16_765, 1: 16_765}
     assert reviews.column("source").value_counts().to_dict() == {"imdb": 25_000, "rotten_tomatoes": 8_530}
     assert len(load_dataset("imdb_rt", limit=3)["reviews"]) == 3
+
+
+# ----------------------------------------------------------------------------- bad input: human labels
+def _labelled(values: list[object]) -> Table:
+    df = pd.DataFrame({"review": [f"review {i}" for i in range(len(values))], "sentiment": values})
+    return Table(name="reviews", df=df, text_columns=("review",), label_columns=("sentiment",))
+
+
+def _label_query(positive: object, column: str = "sentiment") -> Query:
+    return Query.of(
+        "reviews", [{"template": "{review} is positive", "label": {"column": column, "positive": positive}}]
+    )
+
+
+def test_label_positive_that_never_occurs_is_refused() -> None:
+    """`positive: POSITIV` used to print 'precision 0.000 recall 1.000' against human labels, with no warning."""
+    table = _labelled(["POSITIVE", "NEGATIVE", "POSITIVE"])
+    with pytest.raises(QueryError) as info:
+        _label_query("POSITIV").check(table)
+    message = str(info.value)
+    assert "'POSITIV' never occurs in label column 'sentiment'" in message
+    assert "values that occur: POSITIVE (2), NEGATIVE (1)" in message and "label.positive" in message
+    _label_query("positive").check(table)  # case does not matter
+
+
+def test_label_unexpected_and_missing_values_are_reported_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Values other than the declared positive used to count as negative silently."""
+    table = _labelled(["POSITIVE", "NEGATIVE", "MIXED", "POSITIVE", None, "mixed ", "NEGATIVE", "POSITIVE"])
+    query = _label_query("POSITIVE")
+    with caplog.at_level("WARNING", logger="stretto.plan.query"):
+        query.check(table)
+        query.check(table)  # checked again when it runs: said once
+    assert caplog.text.count("holds 3 distinct values") == 1
+    assert "only 'POSITIVE' counts as positive" in caplog.text
+    assert "POSITIVE (3), NEGATIVE (2), MIXED (2), missing (1)" in caplog.text
+    assert caplog.text.count("1 of 8 rows have no value in label column 'sentiment'") == 1
+    truth = query.filters[0].label.truth(table.df)  # type: ignore[union-attr]
+    assert truth.tolist() == [True, False, False, True, False, False, False, True]
+
+
+def test_two_valued_labels_give_no_warning_and_compare_by_value(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="stretto.plan.query"):
+        _label_query(1).check(_labelled([1.0, 0.0, 1.0]))  # a CSV column with a gap is read as floats
+        _label_query("true").check(_labelled([True, False]))
+    assert caplog.text == ""
+    assert LabelSpec("sentiment", 1).truth(_labelled([1.0, 0.0, float("nan")]).df).tolist() == [True, False, False]
+    assert LabelSpec("sentiment", "1").truth(_labelled([1, 0, 1]).df).tolist() == [True, False, True]
+    assert LabelSpec("sentiment", True).truth(_labelled(["True", "false"]).df).tolist() == [True, False]
+
+
+def test_label_positive_outside_the_loaded_rows_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """dataset.limit can cut every positive row away: that is said, not refused (the label itself is right)."""
+    table = _labelled(["NEGATIVE", "NEGATIVE", "POSITIVE"])
+    with caplog.at_level("WARNING", logger="stretto.plan.query"):
+        _label_query("POSITIVE").check(table.head(2))
+    assert "does not occur in the 2 rows loaded (it does among all 3)" in caplog.text
+    with pytest.raises(QueryError, match="never occurs"):
+        _label_query("POSITIV").check(table.head(2))
+
+
+def test_bundled_label_specs_load_without_errors_or_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    """Every label spec in conf/query and conf/workload checks clean against its bundled table."""
+    import yaml
+
+    from stretto.experiment.cli import CONF_DIR
+
+    tables = {name: load_dataset(name) for name in ("movie", "enron", "medical")}
+    checked = 0
+    with caplog.at_level("WARNING"):
+        for path in sorted([*(CONF_DIR / "query").glob("*.yaml"), *(CONF_DIR / "workload").glob("*.yaml")]):
+            spec = yaml.safe_load(path.read_text())
+            labelled = [f for f in spec.get("filters") or [] if isinstance(f, dict) and f.get("label")]
+            for dataset in tables.values():
+                if spec["table"] in dataset:
+                    for f in labelled:
+                        Query.of(spec["table"], [f]).check(dataset[spec["table"]])
+                        checked += 1
+    assert checked >= 5
+    assert "label" not in caplog.text
+
+
+def test_custom_table_bad_input_through_the_run_config(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The loader `stretto run` uses, on the composed dataset=custom config: checked before any model loads."""
+    from hydra import compose, initialize_config_dir
+
+    from stretto.experiment.cli import CONF_DIR
+    from stretto.experiment.run import configured_query
+
+    path = tmp_path / "tickets.csv"
+    rows = ["body,billing", "charged twice,yes", "NaN,no", ",yes", "café is cold,no", "refund please,yes", "hi,unsure"]
+    path.write_bytes(("\n".join(rows) + "\n").encode("latin-1"))
+
+    def configured(positive: str, *extra: str) -> tuple[object, Table]:
+        template = "{body} reports a billing problem"
+        overrides = [
+            "dataset=custom",
+            f"dataset.path={path}",
+            "dataset.text_columns=[body]",
+            "dataset.label_columns=[billing]",
+            "query=custom",
+            f"query.filters=[{{template: '{template}', label: {{column: billing, positive: {positive}}}}}]",
+            *extra,
+        ]
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return configured_query(compose("config", overrides=overrides))
+
+    with pytest.raises(DataError, match=r"not valid utf-8.*dataset\.encoding=latin-1"):
+        configured("yes")
+    with pytest.raises(
+        QueryError, match=r"'POSITIV' never occurs in label column 'billing'.*yes \(2\), no \(1\), unsure \(1\)"
+    ):
+        configured("POSITIV", "dataset.encoding=latin-1")
+    with caplog.at_level("WARNING"):
+        _, table = configured("yes", "dataset.encoding=latin-1")
+    assert table.column("body").tolist() == ["charged twice", "café is cold", "refund please", "hi"]
+    assert "2 of 6 rows have empty or missing text" in caplog.text and "'body' 2" in caplog.text
+    assert "holds 3 distinct values" in caplog.text and "unsure (1)" in caplog.text
+    _, kept = configured("yes", "dataset.encoding=latin-1", "dataset.keep_empty_text=true")
+    assert len(kept) == 6

@@ -50,7 +50,8 @@ def _table():
 
 def test_query_checks_table_columns_and_labels():
     table = _table()
-    Query.of("reviews", [{"template": "{reviewtext} is good", "label": {"column": "sentiment"}}]).check(table)
+    label = {"column": "sentiment", "positive": "POSITIVE"}
+    Query.of("reviews", [{"template": "{reviewtext} is good", "label": label}]).check(table)
     with pytest.raises(QueryError, match="label column 'stars'"):
         Query.of("reviews", [{"template": "{reviewtext} is good", "label": {"column": "stars"}}]).check(table)
     with pytest.raises(QueryError, match="refers to column"):

@@ -93,8 +93,10 @@ def _load_restaurants() -> dict[str, Table]:
     """
     root = BUNDLED_DIR / "restaurants"
     record = ("name", "addr", "city", "phone", "type")
-    fodors = Table.from_csv(root / "fodors.csv", name="fodors", text_columns=record, key="id")
-    zagats = Table.from_csv(root / "zagats.csv", name="zagats", text_columns=record, key="id")
+    # A blank field (one Fodor's record has no `type`) is part of a record, and the match list covers every
+    # record: keep such rows rather than drop them as empty text.
+    fodors = Table.from_csv(root / "fodors.csv", name="fodors", text_columns=record, key="id", keep_empty_text=True)
+    zagats = Table.from_csv(root / "zagats.csv", name="zagats", text_columns=record, key="id", keep_empty_text=True)
     matches = Table.from_csv(root / "matches_fodors_zagats.csv", name="matches", text_columns=())
     for column in ("fodors_id", "zagats_id"):
         if column not in matches.df.columns:

@@ -3,8 +3,15 @@
 `Table` is a thin, validated wrapper around a pandas DataFrame. It exists so that every operator can
 rely on the same promises: the declared columns exist, the table has rows, and text columns hold
 plain `str` values (never NaN), whichever file format the data came from.
+
+The file readers also refuse input that would be scored silently and wrongly: rows whose text is empty
+or missing are dropped with a warning (`keep_empty_text=True` keeps them), binary or undecodable files
+in a text folder are refused, and a file that is not in the declared `encoding` is refused with a
+message naming the option.
 """
 
+import codecs
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,9 +22,22 @@ import pandas as pd
 
 from stretto.errors import DataError
 
+log = logging.getLogger(__name__)
+
 #: Suffixes `Table.from_path` understands (folders are read with `Table.from_text_folder`).
 CSV_SUFFIXES: tuple[str, ...] = (".csv",)
 PARQUET_SUFFIXES: tuple[str, ...] = (".parquet", ".pq")
+
+#: The encoding files are read in unless one is given (`dataset.encoding` on the command line).
+DEFAULT_ENCODING = "utf-8"
+
+#: Text cells that mean "no value" whatever the file format (CSV readers already turn these into NaN;
+#: a Parquet file or a DataFrame written with astype(str) can hold them as strings). Compared lowercased.
+MISSING_TEXT_MARKERS: frozenset[str] = frozenset({"nan", "-nan", "none", "null", "na", "n/a", "<na>", "#n/a"})
+
+#: How to ask for rows with empty text to be kept, in the words of both ways of loading a table.
+KEEP_EMPTY_HINT = "set dataset.keep_empty_text=true to keep them (keep_empty_text=True in Python)"
+ENCODING_HINT = "set dataset.encoding to the file's encoding (encoding= in Python), e.g. dataset.encoding=latin-1"
 
 
 def _as_columns(columns: str | Iterable[str]) -> tuple[str, ...]:
@@ -38,7 +58,9 @@ class Table:
     """A validated DataFrame plus which columns are text (LLM input), labels (truth) and the row key.
 
     `key` names a column that identifies rows (for joins and for tracing results back); it is not
-    required to be unique, because some published benchmark files contain duplicate rows.
+    required to be unique, because some published benchmark files contain duplicate rows. `uncut` is
+    the whole table when this one is a part of it (`head`, `sample`), so that checks of a query's labels
+    can tell a value missing from the rows at hand from a value missing from the data.
     """
 
     name: str
@@ -46,6 +68,7 @@ class Table:
     text_columns: tuple[str, ...]
     label_columns: tuple[str, ...] = ()
     key: str | None = None
+    uncut: "Table | None" = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.df, pd.DataFrame):
@@ -79,23 +102,37 @@ class Table:
         text_columns: str | Iterable[str],
         label_columns: str | Iterable[str] = (),
         key: str | None = None,
+        encoding: str = DEFAULT_ENCODING,
+        keep_empty_text: bool = False,
     ) -> "Table":
-        """Read a CSV; text columns are parsed as strings, so values like '007' keep their exact spelling."""
+        """Read a CSV; text columns are parsed as strings, so values like '007' keep their exact spelling.
+
+        Blank text cells and missing-value markers ('NaN', 'NA', 'null', ...) are missing text: such rows are
+        dropped with a warning unless `keep_empty_text` (see `drop_empty_text`). A file that is not valid
+        `encoding` is refused with a message saying how to name its encoding.
+        """
         path = _existing(path)
+        _check_encoding(encoding)
         text_columns = _as_columns(text_columns)
         try:
-            df = pd.read_csv(path, dtype=dict.fromkeys(text_columns, str))
+            df = pd.read_csv(path, dtype=dict.fromkeys(text_columns, str), encoding=encoding)
         except pd.errors.EmptyDataError as exc:
             raise DataError(f"CSV file {path} has no header and no rows") from exc
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"cannot read CSV file {path}: it is not valid {encoding} ({exc.reason} at byte {exc.start}); "
+                f"{ENCODING_HINT}"
+            ) from exc
+        except pd.errors.ParserError as exc:
             raise DataError(f"cannot parse CSV file {path}: {exc}") from exc
-        return cls(
+        table = cls(
             name=name or path.stem,
             df=df,
             text_columns=text_columns,
             label_columns=_as_columns(label_columns),
             key=key,
         )
+        return table.drop_empty_text(keep=keep_empty_text)
 
     @classmethod
     def from_parquet(
@@ -106,20 +143,27 @@ class Table:
         text_columns: str | Iterable[str],
         label_columns: str | Iterable[str] = (),
         key: str | None = None,
+        encoding: str = DEFAULT_ENCODING,
+        keep_empty_text: bool = False,
     ) -> "Table":
-        """Read a Parquet file (needs pyarrow, a core dependency)."""
+        """Read a Parquet file (needs pyarrow, a core dependency); rows with empty text as in `from_csv`.
+
+        `encoding` is accepted so that every reader takes the same options; Parquet stores its own (UTF-8).
+        """
         path = _existing(path)
+        _check_encoding(encoding)
         try:
             df = pd.read_parquet(path)
         except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) on bad files
             raise DataError(f"cannot read Parquet file {path}: {exc}") from exc
-        return cls(
+        table = cls(
             name=name or path.stem,
             df=df,
             text_columns=_as_columns(text_columns),
             label_columns=_as_columns(label_columns),
             key=key,
         )
+        return table.drop_empty_text(keep=keep_empty_text)
 
     @classmethod
     def from_text_folder(
@@ -129,28 +173,50 @@ class Table:
         name: str | None = None,
         text_column: str = "text",
         pattern: str = "*.txt",
+        encoding: str = DEFAULT_ENCODING,
+        keep_empty_text: bool = False,
     ) -> "Table":
         """One row per matching file: `filename` (path relative to the folder) and its text.
 
-        Rows are sorted by filename so the order does not depend on the file system. Files are read as
-        UTF-8 with undecodable bytes replaced (raw e-mail dumps are not always clean) and in text mode,
-        so CRLF line endings arrive as '\\n'.
+        Rows are sorted by filename so the order does not depend on the file system. Files are decoded
+        strictly in `encoding` with universal newlines (CRLF arrives as '\\n'). A file holding a NUL byte
+        (binary) or bytes that are not valid `encoding` is refused, naming every such file; an empty or
+        blank file is dropped with a warning unless `keep_empty_text`.
         """
         folder = _existing(folder)
         if not folder.is_dir():
             raise DataError(f"{folder} is not a folder")
         if text_column == "filename":
             raise DataError("text_column cannot be 'filename': that column holds the file names")
+        _check_encoding(encoding)
         files = sorted((p for p in folder.glob(pattern) if p.is_file()), key=lambda p: p.relative_to(folder).as_posix())
         if not files:
             raise DataError(f"folder {folder} has no files matching '{pattern}'")
-        df = pd.DataFrame(
-            {
-                "filename": [p.relative_to(folder).as_posix() for p in files],
-                text_column: [p.read_text(encoding="utf-8", errors="replace") for p in files],
-            }
-        )
-        return cls(name=name or folder.name, df=df, text_columns=(text_column,), key="filename")
+        names = [p.relative_to(folder).as_posix() for p in files]
+        texts: list[str] = []
+        refused: list[str] = []
+        for file_name, file in zip(names, files, strict=True):
+            raw = file.read_bytes()
+            if b"\0" in raw:
+                refused.append(f"{file_name} (binary: holds NUL bytes)")
+                continue
+            try:
+                text = raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                refused.append(f"{file_name} (not valid {encoding}: {exc.reason} at byte {exc.start})")
+                continue
+            texts.append(text.replace("\r\n", "\n").replace("\r", "\n"))
+        if refused:
+            verb = "is" if len(refused) == 1 else "are"
+            shown = "; ".join(refused[:10]) + (f"; and {len(refused) - 10} more" if len(refused) > 10 else "")
+            raise DataError(
+                f"folder {folder}: {len(refused)} of {len(files)} files matching '{pattern}' {verb} not text in "
+                f"{encoding}: {shown}. Remove them or move them out of the folder (or narrow the file pattern); "
+                f"if they are text in another encoding, {ENCODING_HINT}"
+            )
+        df = pd.DataFrame({"filename": names, text_column: texts})
+        table = cls(name=name or folder.name, df=df, text_columns=(text_column,), key="filename")
+        return table.drop_empty_text(keep=keep_empty_text)
 
     @classmethod
     def from_path(cls, path: str | Path, **kwargs: Any) -> "Table":
@@ -168,6 +234,50 @@ class Table:
             f"cannot load {path}: unsupported file type '{suffix or '(no suffix)'}'; "
             f"expected one of {known} or a folder of text files"
         )
+
+    def drop_empty_text(self, *, keep: bool = False) -> "Table":
+        """This table without the rows whose text is empty, with a warning naming how many and where.
+
+        A text cell is empty when it is blank (only whitespace), was missing (NaN, None), or holds a
+        missing-value marker such as 'NaN', 'NA' or 'null' (`MISSING_TEXT_MARKERS`): an LLM asked about
+        empty text still answers, and such rows used to be scored and kept. A row is dropped when any of
+        its text columns is empty. With `keep=True` the rows stay, their empty cells set to "", and the
+        warning still counts them. Kept rows are renumbered from 0 (the key, if any, traces them back).
+        """
+        if not isinstance(keep, bool | np.bool_):
+            raise DataError(f"keep_empty_text must be true or false, got {keep!r}")
+        if not self.text_columns:
+            return self
+        empty = {column: _empty_text(self.df[column]) for column in self.text_columns}
+        any_empty = np.logical_or.reduce([mask.to_numpy() for mask in empty.values()])
+        n_empty = int(any_empty.sum())
+        if n_empty == 0:
+            return self
+        where = ", ".join(f"'{column}' {int(mask.sum())}" for column, mask in empty.items() if mask.any())
+        rows = self._describe_rows(any_empty)
+        what = (
+            f"table '{self.name}': {n_empty} of {len(self)} rows have empty or missing text "
+            f"(rows per column: {where}; {rows})"
+        )
+        if keep:
+            log.info("%s; kept and scored as empty text because keep_empty_text is set", what)
+            df = self.df.copy()
+            for column, mask in empty.items():
+                df.loc[mask, column] = ""
+            return replace(self, df=df)
+        if n_empty == len(self):
+            raise DataError(f"{what}: no row has text to score; check the text columns, or {KEEP_EMPTY_HINT}")
+        log.warning("%s; dropped them: %s", what, KEEP_EMPTY_HINT)
+        return replace(self, df=self.df[~any_empty].reset_index(drop=True))
+
+    def _describe_rows(self, mask: np.ndarray, shown: int = 5) -> str:
+        """A few of the masked rows, by key if the table has one, else by position (from 0)."""
+        if self.key is not None:
+            values = [str(v) for v in self.df.loc[mask, self.key].head(shown)]
+            label = f"{self.key} " + ", ".join(values)
+        else:
+            label = "row " + ", ".join(str(int(i)) for i in np.flatnonzero(mask)[:shown])
+        return label + (", ..." if int(mask.sum()) > shown else "")
 
     # ---------------------------------------------------------------------------------------- access
     def __len__(self) -> int:
@@ -194,7 +304,9 @@ class Table:
     def head(self, n: int) -> "Table":
         """The first n rows (all rows if the table is shorter), with the same declarations."""
         _check_count(n, "head")
-        return replace(self, df=self.df.head(n))
+        if n >= len(self):
+            return replace(self, df=self.df.head(n))
+        return replace(self, df=self.df.head(n), uncut=self._whole())
 
     def sample(self, n: int, seed: int = 0) -> "Table":
         """n distinct rows chosen at random (reproducible from `seed`), kept in table order.
@@ -205,7 +317,27 @@ class Table:
         if n > len(self):
             raise DataError(f"cannot sample {n} rows from table '{self.name}' with {len(self)} rows")
         positions = np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False))
-        return replace(self, df=self.df.iloc[positions])
+        return replace(self, df=self.df.iloc[positions], uncut=self._whole())
+
+    def _whole(self) -> "Table":
+        """The table this one was cut from, or itself."""
+        return self.uncut if self.uncut is not None else self
+
+
+def _empty_text(values: pd.Series) -> pd.Series:
+    """Which cells of a text column (already str) are blank or a missing-value marker."""
+    stripped = values.str.strip()
+    return stripped.eq("") | stripped.str.lower().isin(MISSING_TEXT_MARKERS)
+
+
+def _check_encoding(encoding: str) -> None:
+    """A DataError naming the option if Python knows no such encoding."""
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError) as exc:
+        raise DataError(
+            f"unknown encoding {encoding!r}: set dataset.encoding to e.g. utf-8, latin-1 or cp1252"
+        ) from exc
 
 
 def _existing(path: str | Path) -> Path:

@@ -49,11 +49,17 @@ def load_table(dataset: DictConfig, table_name: str | None) -> Table:
         return tables[table_name]
     path = Path(dataset.path)
     name = table_name or dataset.get("table") or path.stem
+    # How to read the file (dataset.encoding) and whether rows with empty text stay (dataset.keep_empty_text).
+    reading = {"encoding": dataset.get("encoding") or "utf-8", "keep_empty_text": dataset.get("keep_empty_text", False)}
     if path.is_dir():
-        table = Table.from_text_folder(path, name=name)
+        table = Table.from_text_folder(path, name=name, **reading)
     else:
         table = Table.from_path(
-            path, name=name, text_columns=list(dataset.text_columns), label_columns=list(dataset.label_columns)
+            path,
+            name=name,
+            text_columns=list(dataset.text_columns),
+            label_columns=list(dataset.label_columns),
+            **reading,
         )
     return table.head(limit) if limit is not None else table
 

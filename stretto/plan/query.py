@@ -2,26 +2,110 @@
 
 from __future__ import annotations
 
+import logging
+import numbers
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from stretto.data.table import Table
 from stretto.errors import QueryError
 from stretto.plan.template import ExtractTemplate, Template, parse_template
 
+log = logging.getLogger(__name__)
+
+#: Warnings about labels already logged, per table (a query is checked more than once per run).
+_WARNED: weakref.WeakKeyDictionary[Table, set[str]] = weakref.WeakKeyDictionary()
+
+
+def label_key(value: Any) -> str | None:
+    """How a label value compares with a declared positive: None if missing, else a lowercase string.
+
+    Case and surrounding spaces do not matter ('POSITIVE' == 'positive '), True == 'true', and a whole
+    number compares equal to its integer spelling (1.0 == 1 == '1': a CSV column with a missing label
+    is read as floats).
+    """
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip().lower()
+
 
 @dataclass(frozen=True)
 class LabelSpec:
-    """A row truly satisfies the predicate when `column == positive` (a human label, not a model's)."""
+    """A row truly satisfies the predicate when `column == positive` (a human label, not a model's).
+
+    Values are compared by `label_key`; every other value, and a missing one, counts as negative.
+    `check` refuses a positive that never occurs and reports what else the column holds.
+    """
 
     column: str
     positive: Any = True
 
     def truth(self, df: pd.DataFrame) -> pd.Series:
-        return df[self.column].astype(str).str.lower() == str(self.positive).lower()
+        return df[self.column].map(label_key).eq(label_key(self.positive)).astype(bool)
+
+    def check(self, table: Table, what: str) -> list[str]:
+        """Warnings about this label on `table`; a QueryError if its positive value occurs nowhere.
+
+        `what` names the operator in messages. On a part of a table (`dataset.limit`), a positive that
+        occurs only in the rest is a warning (the scores cannot be compared with human labels), not an error.
+        """
+        positive = label_key(self.positive)
+        if positive is None:
+            raise QueryError(f"{what}: label.positive is empty; set it to the value of '{self.column}' that means true")
+        values = table.df[self.column]
+        keys = values.map(label_key)
+        found = _occurrences(values, keys)
+        if not keys.eq(positive).any():
+            whole = table.uncut
+            if whole is not None and whole.df[self.column].map(label_key).eq(positive).any():
+                return [
+                    f"{what}: label value {self.positive!r} of column '{self.column}' does not occur in the "
+                    f"{len(table)} rows loaded (it does among all {len(whole)}), so no row counts as positive and "
+                    f"the comparison with human labels means nothing; load more rows (raise dataset.limit). "
+                    f"Values in the rows loaded: {found}"
+                ]
+            raise QueryError(
+                f"{what}: label value {self.positive!r} never occurs in label column '{self.column}' of table "
+                f"'{table.name}', so every row would count as negative; values that occur: {found}. "
+                f"Set label.positive to one of them" + (" (it defaults to true)" if self.positive is True else "")
+            )
+        warnings = []
+        distinct = keys.dropna().nunique()
+        if distinct > 2:
+            warnings.append(
+                f"{what}: label column '{self.column}' holds {distinct} distinct values; only {self.positive!r} "
+                f"counts as positive and every other value as negative: {found}"
+            )
+        missing = int(keys.isna().sum())
+        if missing:
+            warnings.append(
+                f"{what}: {missing} of {len(keys)} rows have no value in label column '{self.column}' "
+                f"and count as negative"
+            )
+        return warnings
+
+
+def _occurrences(values: pd.Series, keys: pd.Series, shown: int = 10) -> str:
+    """'POSITIVE (664), NEGATIVE (336)': each distinct value as first spelled, with counts, most common first."""
+    spelled = values[keys.notna()].groupby(keys[keys.notna()], sort=False).agg(lambda s: str(s.iloc[0]).strip())
+    counts = keys.value_counts()
+    parts = [f"{spelled[key]} ({n})" for key, n in counts.head(shown).items()]
+    if len(counts) > shown:
+        parts.append(f"and {len(counts) - shown} more values")
+    if keys.isna().any():
+        parts.append(f"missing ({int(keys.isna().sum())})")
+    return ", ".join(parts) or "none (every value is missing)"
 
 
 @dataclass(frozen=True)
@@ -86,6 +170,7 @@ class Query:
         """Fail early, naming the problem, if the table cannot answer this query."""
         if table.name != self.table:
             raise QueryError(f"query is over table '{self.table}' but was given table '{table.name}'")
+        warnings = []
         for f in self.filters:
             f.template.check_columns(table.columns, table.name)
             if f.label and f.label.column not in table.columns:
@@ -93,6 +178,8 @@ class Query:
                     f"label column '{f.label.column}' of filter '{f.template.text}' is not in table '{table.name}'; "
                     f"available columns: {table.columns}"
                 )
+            if f.label:
+                warnings += f.label.check(table, f"filter '{f.template.text}'")
         for e in self.extracts:
             e.template.check_columns(table.columns, table.name)
             if e.template.output in table.columns:
@@ -105,3 +192,9 @@ class Query:
                     f"label column '{e.label}' of extract '{e.template.text}' is not in table '{table.name}'; "
                     f"available columns: {table.columns}"
                 )
+        # A query is checked when it is configured and again when it runs: say each thing once per table.
+        said = _WARNED.setdefault(table, set())
+        for warning in warnings:
+            if warning not in said:
+                said.add(warning)
+                log.warning(warning)
