@@ -4,13 +4,19 @@ A profile is a long table with one record per (tuple, template, operator): the s
 measured seconds. Tuples are named by a content key (a hash of the values the template reads), so
 a profile stays valid when rows move, duplicates share one answer, and another table with the
 same text reuses it. The same format holds the profiled sample of a query and the full-table
-recordings that the replay backend answers from.
+recordings that the replay backend answers from. Each file carries a sha256 of everything a read
+returns (every column's name, type and values) in its Parquet metadata and is written atomically;
+the profile store verifies every read and re-profiles, with a warning naming the file, whatever
+fails verification.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +24,14 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from stretto.backends.base import ScoredRows
 from stretto.errors import ProfileError
 from stretto.plan.template import Template
 
+log = logging.getLogger(__name__)
 COLUMNS = ("row_key", "template", "operator", "score", "seconds", "tokens", "value")  # value: extractions only
 
 
@@ -106,24 +115,68 @@ class Profile:
         return found[["score", "seconds", "tokens", "value"]]
 
     def save(self, path: Path | str) -> Path:
-        """Atomic write, so an interrupted run never leaves a half-written profile behind."""
+        """Atomic write (temp + fsync + rename) of the records and a checksum of them, in the Parquet metadata."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        self.records.to_parquet(tmp, index=False)
-        tmp.replace(path)
+        table = pa.Table.from_pandas(self.records, preserve_index=False)
+        # Only our own metadata: the pandas metadata would also steer how a read rebuilds the frame, unchecked.
+        table = table.replace_schema_metadata({CHECKSUM_KEY: table_checksum(table)})
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        try:
+            pq.write_table(table, tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # make the rename durable too, where the platform allows it
+            fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         return path
 
     @classmethod
-    def load(cls, path: Path | str) -> Profile:
+    def load(cls, path: Path | str, *, require_checksum: bool = False) -> Profile:
+        """The profile in this file, verified against its checksum; a ProfileError naming the file and the
+        reason when it is missing, unreadable, truncated or altered. Files written before profiles carried a
+        checksum (the committed recordings) are read unverified unless `require_checksum`."""
         path = Path(path)
         if not path.exists():
             raise ProfileError(f"no profile at {path}")
         try:
-            records = pd.read_parquet(path)
+            table = pq.read_table(path)
         except Exception as exc:  # pyarrow raises several types for damaged files
-            raise ProfileError(f"profile {path} is corrupt or not Parquet ({exc}); delete it to re-profile") from exc
+            raise ProfileError(f"profile {path} is corrupt or not Parquet ({type(exc).__name__}: {exc})") from exc
+        stored = (table.schema.metadata or {}).get(CHECKSUM_KEY)
+        if stored is None:
+            if require_checksum:
+                raise ProfileError(f"profile {path} carries no checksum (written by an older version)")
+        else:
+            try:
+                actual = table_checksum(table)
+            except Exception as exc:  # a damaged column that decodes lazily
+                raise ProfileError(f"profile {path} is corrupt ({type(exc).__name__}: {exc})") from exc
+            if stored != actual:
+                raise ProfileError(f"profile {path} does not match its checksum (its contents were altered)")
+        try:
+            records = table.to_pandas()
+        except Exception as exc:
+            raise ProfileError(f"profile {path} is corrupt ({type(exc).__name__}: {exc})") from exc
         return cls(records)
+
+
+CHECKSUM_KEY = b"stretto.sha256"
+
+
+def table_checksum(table: pa.Table) -> bytes:
+    """sha256 over what a read returns: every column's name, type and values, in order."""
+    digest = hashlib.sha256()
+    for field, column in zip(table.schema, table.columns, strict=True):
+        digest.update(json.dumps([field.name, str(field.type), len(column)]).encode())
+        digest.update(json.dumps(column.to_pylist(), default=repr).encode())
+    return digest.hexdigest().encode()
 
 
 def score_distinct(rows: pd.DataFrame, operator: CandidateOperator, *, progress: bool = True) -> Profile:
@@ -170,15 +223,20 @@ class ProfileStore:
     def scores(self, rows: pd.DataFrame, operator: CandidateOperator, *, progress: bool = True) -> Profile:
         """The operator's answers on these rows: read from the store, or scored once and stored.
 
-        Duplicate texts are scored once. A damaged file is re-profiled rather than trusted.
+        Duplicate texts are scored once. Every read is verified: a file that is unreadable, truncated, altered
+        (its checksum does not match) or that lacks these rows' answers is reported with a warning naming it,
+        deleted, and re-profiled rather than trusted.
         """
         keys = row_keys(rows, operator.template)
         path = self.path(keys, operator.template, operator.identity)
         if path.exists():
             try:
-                return Profile.load(path)
-            except ProfileError:
-                path.unlink()
+                stored = Profile.load(path, require_checksum=True)
+                stored.lookup(keys, operator.template, operator.identity)  # holds every row's answer
+                return stored
+            except ProfileError as err:
+                log.warning("discarding stored profile %s: %s; re-profiling", path, err)
+                path.unlink(missing_ok=True)
         profile = score_distinct(rows, operator, progress=progress)
         profile.save(path)
         return profile

@@ -1,0 +1,212 @@
+"""The profile store's integrity: every read verified, damaged files reported by name, removed and re-profiled."""
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from stretto.backends.base import ScoredRows
+from stretto.errors import ProfileError
+from stretto.optimizer.profile import Profile, ProfileStore, row_keys
+from stretto.plan.template import Template
+
+TEMPLATE = Template("{text} is clearly positive")
+
+
+class FakeOperator:
+    """Deterministic scores, seconds, tokens and (extraction-like) values from the text; counts its calls."""
+
+    template = TEMPLATE
+    identity = "fake@1"
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def score(self, rows: pd.DataFrame, *, progress: bool = True) -> ScoredRows:
+        self.calls.append(len(rows))
+        n = np.array([len(t) for t in rows["text"]])
+        values = tuple(None if i % 3 == 0 else f"value {t[-3:]}" for i, t in enumerate(rows["text"]))
+        return ScoredRows((n / 7 - 2).astype(np.float32), n / 1000.0, (n * 2).astype(np.int64), 0, values)
+
+
+def rows(n: int = 24) -> pd.DataFrame:
+    return pd.DataFrame({"text": [f"review number {i} says {'good' if i % 2 else 'bad'} things" for i in range(n)]})
+
+
+def stored(tmp_path):
+    store, op, df = ProfileStore(tmp_path), FakeOperator(), rows()
+    first = store.scores(df, op, progress=False)
+    path = store.path(row_keys(df, TEMPLATE), TEMPLATE, op.identity)
+    assert path.is_file() and op.calls == [24]
+    return store, op, df, first, path
+
+
+def assert_same(a: Profile, b: Profile) -> None:
+    pd.testing.assert_frame_equal(a.records, b.records, check_exact=True)
+
+
+def test_every_single_byte_flip_is_detected_or_changes_nothing(tmp_path):
+    """Flip every byte of a profile file in turn: each read either fails with the file's name or returns exactly
+    the stored contents; never silently different contents."""
+    _, _, _, first, path = stored(tmp_path)
+    clean = path.read_bytes()
+    detected = 0
+    for position in range(len(clean)):
+        damaged = bytearray(clean)
+        damaged[position] ^= 0x5A
+        path.write_bytes(bytes(damaged))
+        try:
+            got = Profile.load(path, require_checksum=True)
+        except ProfileError as err:
+            assert str(path) in str(err), position
+            detected += 1
+            continue
+        assert got.records.equals(first.records), position  # a flip in unused bytes (e.g. statistics)
+        assert list(got.records.dtypes) == list(first.records.dtypes), position
+    assert detected > len(clean) // 2
+
+
+def test_store_reports_removes_and_reprofiles_flipped_files(tmp_path, caplog):
+    """Through the store, for a seeded sample of flipped positions: either a warning naming the file, the file
+    removed, re-profiled and stored whole again, or the stored answers read as they were."""
+    store, op, df, first, path = stored(tmp_path)
+    clean = path.read_bytes()
+    detected = 0
+    for position in np.random.default_rng(0).choice(len(clean), size=150, replace=False):
+        damaged = bytearray(clean)
+        damaged[position] ^= 0xFF
+        path.write_bytes(bytes(damaged))
+        calls = len(op.calls)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="stretto.optimizer.profile"):
+            got = store.scores(df, op, progress=False)
+        assert_same(got, first)  # what the caller receives is always right
+        if len(op.calls) > calls:
+            assert f"discarding stored profile {path}" in caplog.text, position
+            assert_same(Profile.load(path, require_checksum=True), first)
+            detected += 1
+        else:
+            assert not caplog.text, position
+    assert detected > 50
+
+
+def test_flipped_row_key_is_reported_removed_and_reprofiled(tmp_path, caplog):
+    store, op, df, first, path = stored(tmp_path)
+    data = path.read_bytes()
+    key = first.records["row_key"].iloc[5].encode()
+    at = data.index(key)  # Parquet stores the 16-hex-digit keys as plain bytes
+    swapped = b"1" if key[:1] != b"1" else b"2"
+    path.write_bytes(data[:at] + swapped + data[at + 1 :])
+    with caplog.at_level(logging.WARNING):
+        again = store.scores(df, op, progress=False)
+    assert "does not match its checksum" in caplog.text and str(path) in caplog.text
+    assert op.calls == [24, 24] and path.is_file()
+    assert_same(again, first)
+    assert_same(store.scores(df, op, progress=False), first)  # the rewritten file is whole: read, not re-profiled
+    assert op.calls == [24, 24]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "not parquet", "no checksum", "other rows"])
+def test_damaged_or_unverifiable_file_is_reported_removed_and_reprofiled(tmp_path, caplog, damage):
+    store, op, df, first, path = stored(tmp_path)
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "not parquet":
+        path.write_bytes(b"not parquet")
+    elif damage == "no checksum":  # written before profiles carried one: cannot be trusted
+        first.records.to_parquet(path, index=False)
+    else:  # whole and checksummed, but not the answers its name promises
+        Profile(first.records.iloc[:3]).save(path)
+    with caplog.at_level(logging.WARNING):
+        again = store.scores(df, op, progress=False)
+    assert f"discarding stored profile {path}" in caplog.text
+    assert op.calls == [24, 24]
+    assert_same(again, first)
+    assert_same(Profile.load(path, require_checksum=True), first)
+
+
+def test_load_names_the_file_and_the_reason(tmp_path):
+    _, _, _, first, path = stored(tmp_path)
+    data = bytearray(path.read_bytes())
+    key = first.records["row_key"].iloc[0].encode()
+    data[bytes(data).index(key)] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ProfileError, match=rf"profile {path} does not match its checksum"):
+        Profile.load(path)
+    path.write_bytes(bytes(data[:40]))
+    with pytest.raises(ProfileError, match=rf"profile {path} is corrupt or not Parquet"):
+        Profile.load(path)
+
+
+def test_write_is_atomic_and_carries_only_our_checksum(tmp_path, monkeypatch):
+    _, _, _, first, path = stored(tmp_path)
+    clean = path.read_bytes()
+    assert set(pq.read_schema(path).metadata) == {b"stretto.sha256"}
+
+    def dies(table, where, **kw):
+        with open(where, "wb") as f:
+            f.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq, "write_table", dies)
+    with pytest.raises(OSError, match="disk full"):
+        Profile(first.records.iloc[:3]).save(path)
+    assert path.read_bytes() == clean and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_recordings_without_a_checksum_still_load(tmp_path):
+    """Committed recordings predate checksums: read unverified unless a checksum is required (the store)."""
+    _, _, _, first, path = stored(tmp_path)
+    first.records.to_parquet(path, index=False)
+    assert_same(Profile.load(path), first)
+    with pytest.raises(ProfileError, match="carries no checksum"):
+        Profile.load(path, require_checksum=True)
+
+
+@pytest.mark.model
+def test_real_profile_with_an_altered_score_or_key_is_reprofiled(qwen05, tmp_path, caplog):
+    """A profile scored by the real Qwen 0.5B, altered as a flipped byte alters it (a score, a row key, keeping the
+    old checksum), then truncated: each is reported by file name, removed and re-profiled to the same answers."""
+    from stretto.backends.transformers_backend import TransformersBackend
+    from stretto.data.datasets import load_dataset
+    from stretto.operators.llm_filter import LLMFilter
+
+    df = load_dataset("movie")["reviews"].df.drop_duplicates("reviewid").head(6)
+    template = Template("{reviewtext} is clearly positive")
+    op = LLMFilter(template, TransformersBackend(qwen05, batch_size=6))
+    store = ProfileStore(tmp_path)
+    first = store.scores(df, op, progress=False)
+    path = store.path(row_keys(df, template), template, op.identity)
+    clean = pq.read_table(path)
+
+    def altered(column: str, value) -> None:
+        table = clean.set_column(
+            clean.schema.get_field_index(column),
+            clean.schema.field(column),
+            pa.array(
+                [value if i == 2 else v for i, v in enumerate(clean.column(column).to_pylist())],
+                clean.schema.field(column).type,
+            ),
+        )
+        pq.write_table(table.replace_schema_metadata(clean.schema.metadata), path)  # the old checksum
+
+    damages = [
+        lambda: altered("score", -float(clean.column("score")[2].as_py())),
+        lambda: altered("row_key", "0123456789abcdef"),
+        lambda: path.write_bytes(path.read_bytes()[:-20]),
+    ]
+    for damage in damages:
+        damage()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            again = store.scores(df, op, progress=False)
+        assert f"discarding stored profile {path}" in caplog.text
+        np.testing.assert_allclose(again.records["score"], first.records["score"], atol=1e-3)
+        assert list(again.records["row_key"]) == list(first.records["row_key"])
+        assert_same(Profile.load(path, require_checksum=True), again)
