@@ -75,6 +75,8 @@ def test_cache_build_then_run_on_stored_caches(tmp_path):
     done = stretto("kv=stored", "kv.variant.press=knorm", "kv.variant.ratio=0.5", *kv, tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "/knorm@0.50" in done.stdout and "rows in / out     6 /" in done.stdout
+    damaged = sorted((tmp_path / "kv").rglob("*.safetensors"))[0]
+    damaged.write_bytes(damaged.read_bytes()[:-1])  # found by the build, reported, removed and rebuilt
     built = subprocess.run(
         [
             sys.executable,
@@ -94,7 +96,8 @@ def test_cache_build_then_run_on_stored_caches(tmp_path):
         timeout=600,
     )
     assert built.returncode == 0, built.stderr[-3000:]
-    assert "documents 6, built now 0" in built.stdout  # the run above stored them: the build resumes
+    assert "documents 6, built now 1" in built.stdout  # the run above stored them: the build resumes
+    assert "1 stored entry failed verification" in built.stdout and str(damaged) in built.stdout + built.stderr
     assert "knorm@0.50" in built.stdout and "6 entries" in built.stdout
 
 

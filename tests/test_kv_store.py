@@ -1,5 +1,7 @@
 """The KV-cache store and variants, with small random tensors (no model)."""
 
+import logging
+
 import pytest
 import torch
 
@@ -80,3 +82,61 @@ def test_budget_and_info(tmp_path):
     assert rows["none@0.00"]["entries"] == 2 and rows["tova@0.50"]["entries"] == 1
     assert rows["none@0.00"]["mb_per_entry"] > rows["tova@0.50"]["mb_per_entry"]
     assert store.used_bytes() == sum(p.stat().st_size for p in tmp_path.rglob("*.safetensors"))
+
+
+def test_edited_header_is_detected(tmp_path, caplog):
+    """The checksum covers the metadata: editing n_tokens (which moves the question's positions) is caught."""
+    store = KVStore(tmp_path)
+    path = store.save("m@1", KVVariant(), "doc", entry())
+    data = path.read_bytes()
+    assert b'"n_tokens":"8"' in data
+    path.write_bytes(data.replace(b'"n_tokens":"8"', b'"n_tokens":"4"'))  # same length: a well-formed file
+    with caplog.at_level(logging.WARNING):
+        assert store.load("m@1", KVVariant(), "doc") is None
+    assert f"discarding KV cache entry {path}: its checksum does not match" in caplog.text and not path.exists()
+
+
+def test_every_single_byte_flip_is_detected_or_changes_nothing(tmp_path, caplog):
+    """Flip every byte of an entry in turn (header and tensors): each read is either discarded with a warning
+    naming the file or returns exactly the stored entry."""
+    store, e = KVStore(tmp_path), entry()
+    path = store.save("m@1", KVVariant("knorm", 0.5), "doc", e)
+    clean = path.read_bytes()
+    detected = 0
+    for position in range(len(clean)):
+        damaged = bytearray(clean)
+        damaged[position] ^= 0x01  # keeps a digit a digit: "n_tokens":"8" becomes "9"
+        path.write_bytes(bytes(damaged))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            back = store.load("m@1", KVVariant("knorm", 0.5), "doc")
+        if back is None:
+            assert f"discarding KV cache entry {path}" in caplog.text and not path.exists(), position
+            detected += 1
+            continue
+        assert not caplog.text and back.n_tokens == e.n_tokens, position  # e.g. a flip in the header's padding
+        assert all(
+            a.dtype == b.dtype and torch.equal(a.view(torch.uint8), b.view(torch.uint8))
+            for a, b in zip(e.keys + e.values, back.keys + back.values, strict=True)
+        ), position
+    assert detected > len(clean) * 0.9
+
+
+def test_entry_under_another_texts_name_is_discarded(tmp_path, caplog):
+    store = KVStore(tmp_path)
+    path = store.save("m@1", KVVariant(), "doc", entry())
+    other = store.path("m@1", KVVariant(), "another doc")
+    other.parent.mkdir(parents=True, exist_ok=True)
+    path.rename(other)
+    assert store.load("m@1", KVVariant(), "another doc") is None
+    assert "of another text" in caplog.text and not other.exists()
+
+
+def test_check_reports_missing_ok_and_bad(tmp_path, caplog):
+    store = KVStore(tmp_path)
+    assert store.check("m@1", KVVariant(), "doc") == "missing"
+    path = store.save("m@1", KVVariant(), "doc", entry())
+    assert store.check("m@1", KVVariant(), "doc") == "ok"
+    path.write_bytes(path.read_bytes()[:-1])
+    assert store.check("m@1", KVVariant(), "doc") == "bad" and not path.exists()
+    assert not list(tmp_path.rglob("*.tmp*"))  # atomic writes leave no temporary files behind

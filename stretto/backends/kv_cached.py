@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 from transformers import DynamicCache
 
 from stretto.backends.base import ScoredRows
@@ -23,6 +22,7 @@ from stretto.kvcache.build import KVBuilder
 from stretto.kvcache.store import KVEntry
 from stretto.kvcache.variant import KVVariant
 from stretto.operators.prompt import PromptParts
+from stretto.progress import Progress
 
 CHUNK_ROWS = 256  # rows whose caches are held in memory at once
 
@@ -105,17 +105,38 @@ class KVCachedBackend:
         texts, logprobs = greedy_continue(self.loaded.model, self.loaded.tokenizer, logits, cache, mask, positions)
         return list(zip(texts, logprobs.tolist(), strict=True))
 
+    def build_missing(self, prompts: Sequence[PromptParts], *, progress: bool = True) -> dict[str, float]:
+        """Build the caches missing from the store, with progress; the seconds each document's build took."""
+        store, identity = self.builder.store, self.loaded.identity
+        missing = [x for x in dict.fromkeys(p.prefix for p in prompts) if not store.contains(identity, self.variant, x)]
+        seconds: dict[str, float] = {}
+        if not missing:
+            return seconds
+        desc = f"building missing KV caches at query time ({self.identity})"
+        with Progress(len(missing), desc, unit="doc", enabled=progress) as bar:
+            for prefix in missing:
+                began = time.perf_counter()
+                self.builder.store_all(prefix)
+                seconds[prefix] = time.perf_counter() - began
+                bar.update()
+        return seconds
+
     def _run(self, prompts: Sequence[PromptParts], run, desc: str, progress: bool) -> tuple[list, np.ndarray]:
         """run(entries, question) over batches of rows sharing a question, sorted by cache length.
 
-        Caches are read a chunk at a time so that long documents never hold the whole table's caches in memory.
+        Missing caches are built first, with their own progress; building a document's cache is part of the
+        query cost of the first row that reads it. Caches are read a chunk at a time so that long documents
+        never hold the whole table's caches in memory.
         """
-        if len(prompts) > CHUNK_ROWS:
+        built = self.build_missing(prompts, progress=progress)
+        with Progress(len(prompts), desc, unit="row", enabled=progress) as bar:
             parts = [
-                self._run(prompts[i : i + CHUNK_ROWS], run, f"{desc} [{i // CHUNK_ROWS + 1}]", progress)
+                self._run_chunk(prompts[i : i + CHUNK_ROWS], run, bar, built)
                 for i in range(0, len(prompts), CHUNK_ROWS)
             ]
-            return [o for p in parts for o in p[0]], np.concatenate([p[1] for p in parts])
+        return [o for p in parts for o in p[0]], np.concatenate([p[1] for p in parts] or [np.zeros(0)])
+
+    def _run_chunk(self, prompts: Sequence[PromptParts], run, bar: Progress, built: dict[str, float]):
         tokenizer = self.loaded.tokenizer
         questions = [tuple(tokenizer.encode(p.suffix, add_special_tokens=False)) for p in prompts]
         seconds = np.zeros(len(prompts), dtype=np.float64)
@@ -123,10 +144,9 @@ class KVCachedBackend:
         for i, p in enumerate(prompts):  # reading (and checksumming) a cache is part of a row's query cost
             began = time.perf_counter()
             entries.append(self.entry(p.prefix))
-            seconds[i] = time.perf_counter() - began
+            seconds[i] = time.perf_counter() - began + built.pop(p.prefix, 0.0)
         order = sorted(range(len(prompts)), key=lambda i: (questions[i], entries[i].n_kept))
         outputs: list = [None] * len(prompts)
-        bar = tqdm(total=len(prompts), desc=desc, unit="row", disable=not progress)
         start = 0
         while start < len(order):
             rows = [order[start]]
@@ -142,7 +162,6 @@ class KVCachedBackend:
             seconds[rows] += (time.perf_counter() - began) / len(rows)
             bar.update(len(rows))
             start += len(rows)
-        bar.close()
         return outputs, seconds
 
     def _tokens(self, prompts: Sequence[PromptParts]) -> np.ndarray:

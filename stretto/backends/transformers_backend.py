@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 from transformers import DynamicCache
 
 from stretto.backends.base import ScoredRows
@@ -24,6 +23,7 @@ from stretto.backends.model_loader import LoadedModel
 from stretto.errors import ContextLengthError, ModelError
 from stretto.kvcache.variant import KVVariant
 from stretto.operators.prompt import PromptParts
+from stretto.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -152,15 +152,14 @@ class TransformersBackend:
         order = np.argsort([len(x) for x in ids], kind="stable")
         outputs: list = [None] * len(ids)
         seconds = np.zeros(len(ids), dtype=np.float64)
-        bar = tqdm(total=len(ids), desc=desc, unit="row", disable=not progress)
-        for start in range(0, len(ids), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            began = time.perf_counter()
-            for i, out in zip(rows, run([ids[i] for i in rows]), strict=True):
-                outputs[i] = out
-            seconds[rows] = (time.perf_counter() - began) / len(rows)
-            bar.update(len(rows))
-        bar.close()
+        with Progress(len(ids), desc, unit="row", enabled=progress) as bar:
+            for start in range(0, len(ids), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                began = time.perf_counter()
+                for i, out in zip(rows, run([ids[i] for i in rows]), strict=True):
+                    outputs[i] = out
+                seconds[rows] = (time.perf_counter() - began) / len(rows)
+                bar.update(len(rows))
         return outputs, seconds
 
     def score(self, prompts: Sequence[PromptParts], *, desc: str = "scoring", progress: bool = True) -> ScoredRows:

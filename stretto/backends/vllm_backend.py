@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from stretto.backends.base import ScoredRows
 from stretto.backends.generation import MAX_ANSWER_TOKENS, GeneratedRows
@@ -36,6 +35,7 @@ from stretto.backends.transformers_backend import NO_VARIANTS, YES_VARIANTS, enc
 from stretto.errors import ModelError
 from stretto.kvcache.variant import KVVariant
 from stretto.operators.prompt import PromptParts
+from stretto.progress import Progress
 
 TOP_LOGPROBS = 20  # vLLM's default cap on logprobs per position
 
@@ -191,7 +191,7 @@ class VLLMBackend:
         outputs: list = [None] * n
         seconds = np.zeros(n)
         step = self.concurrency * 4
-        with ThreadPoolExecutor(self.concurrency) as pool, tqdm(total=n, desc=desc, disable=not progress) as bar:
+        with ThreadPoolExecutor(self.concurrency) as pool, Progress(n, desc, enabled=progress) as bar:
             for start in range(0, n, step):
                 batch = ids[start : start + step]
                 began = time.perf_counter()

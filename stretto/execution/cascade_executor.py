@@ -23,6 +23,7 @@ from stretto.data.table import Table
 from stretto.optimizer.physical_plan import DISCARD, KEEP, UNSURE, PhysicalPlan, decide
 from stretto.optimizer.profile import CandidateOperator, Profile, row_keys
 from stretto.plan.template import ExtractTemplate, Template, parse_template
+from stretto.progress import phase
 
 
 class OperatorSource(Protocol):
@@ -97,7 +98,8 @@ def execute_plan(
         for step in cascade.steps:
             if not len(unsure):
                 break
-            scored = source.operator(template, step.operator).score(table.df.iloc[unsure], progress=progress)
+            with phase(f"executing {step.operator}"):
+                scored = source.operator(template, step.operator).score(table.df.iloc[unsure], progress=progress)
             decision = decide(scored.scores, -np.inf if is_extract else step.lower, step.upper)
             if is_extract:
                 values[unsure] = scored.values
@@ -120,7 +122,8 @@ def execute_plan(
             unsure = unsure[decision == UNSURE]
         rest = np.sort(np.concatenate([unsure, *to_gold])).astype(np.int64)
         if len(rest):
-            scored = source.operator(template, cascade.gold).score(table.df.iloc[rest], progress=progress)
+            with phase(f"executing gold {cascade.gold}"):
+                scored = source.operator(template, cascade.gold).score(table.df.iloc[rest], progress=progress)
             gold_keep = np.ones(len(rest), dtype=bool) if is_extract else scored.scores > 0.0
             keep[rest] = gold_keep
             if is_extract:

@@ -22,13 +22,19 @@ def build(cfg: DictConfig) -> str:
     templates = {f.template.columns: f.template for f in query.filters}.values()
     prefixes = [filter_prompt(t, row, loaded.tokenizer).prefix for t in templates for row in rows]
     began = time.perf_counter()
-    stats = builder.build(prefixes, progress=cfg.progress)
+    stats = builder.build(prefixes, progress=cfg.progress, verify=True)
     seconds = time.perf_counter() - began
+    verified = (
+        f"  {stats.bad} stored entr{'y' if stats.bad == 1 else 'ies'} failed verification (corrupt, truncated or "
+        "unreadable; named in the warnings above): removed and rebuilt\n"
+        if stats.bad
+        else "  every stored entry passed verification (checksum over its tensors and metadata)\n"
+    )
     return (
         f"KV caches for {loaded.identity}, {len(variants)} variant(s) "
         f"[{', '.join(v.name for v in variants)}] in {cfg.kv.store_dir}\n"
-        f"  documents {stats.documents}, built now {stats.built} (the rest were stored already), "
-        f"{seconds:.1f} s, {stats.prefill_tokens} prefill tokens\n" + info(cfg)
+        f"  documents {stats.documents}, built now {stats.built} (the rest were stored already and verified), "
+        f"{seconds:.1f} s, {stats.prefill_tokens} prefill tokens\n" + verified + info(cfg)
     )
 
 

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 from transformers import DynamicCache
 
 from stretto.backends.model_loader import LoadedModel
 from stretto.errors import CacheError, ContextLengthError
 from stretto.kvcache.store import KVEntry, KVStore
 from stretto.kvcache.variant import KVVariant, make_press
+from stretto.progress import Progress
 
 log = logging.getLogger(__name__)
 QUESTION_RESERVE = 128  # tokens kept free in the context for the question appended at query time
@@ -32,6 +32,7 @@ class BuildStats:
     built: int  # documents that needed a prefill (the others were already stored: resumed)
     seconds: float
     prefill_tokens: int
+    bad: int = 0  # stored entries that failed verification (reported, removed and rebuilt)
 
 
 def attention_layers(loaded: LoadedModel) -> list[torch.nn.Module]:
@@ -134,13 +135,26 @@ class KVBuilder:
             self.store.save(self.loaded.identity, variant, prefix, entry)
         return len(ids)
 
-    def build(self, prefixes: Sequence[str], *, progress: bool = True) -> BuildStats:
-        """Build every document's caches; documents already stored for all variants are skipped (resume)."""
-        began, built, tokens = time.perf_counter(), 0, 0
+    def build(
+        self, prefixes: Sequence[str], *, progress: bool = True, verify: bool = True, desc: str = "building KV caches"
+    ) -> BuildStats:
+        """Build every document's caches; documents already stored for all variants are skipped (resume).
+
+        With `verify`, every stored entry is read and checked first: a bad one is reported, removed and
+        rebuilt (counted in `bad`). Without it, an entry that exists counts as stored (a later read checks it).
+        """
+        began, built, tokens, bad = time.perf_counter(), 0, 0, 0
         identity = self.loaded.identity
         unique = list(dict.fromkeys(prefixes))
-        for prefix in tqdm(unique, desc="building KV caches", unit="doc", disable=not progress):
-            if all(self.store.contains(identity, v, prefix) for v in self.variants):
-                continue
-            built, tokens = built + 1, tokens + self.store_all(prefix)
-        return BuildStats(len(unique), built, time.perf_counter() - began, tokens)
+        with Progress(len(unique), f"{desc} ({identity})", unit="doc", enabled=progress) as bar:
+            for prefix in unique:
+                if verify:
+                    states = [self.store.check(identity, v, prefix) for v in self.variants]
+                    bad += states.count("bad")
+                    stored = all(s == "ok" for s in states)
+                else:
+                    stored = all(self.store.contains(identity, v, prefix) for v in self.variants)
+                if not stored:
+                    built, tokens = built + 1, tokens + self.store_all(prefix)
+                bar.update()
+        return BuildStats(len(unique), built, time.perf_counter() - began, tokens, bad)

@@ -10,6 +10,7 @@ import pandas as pd
 from stretto.errors import OptimizerError
 from stretto.optimizer.profile import CandidateOperator, Profile, ProfileStore, profile_of, row_keys
 from stretto.plan.template import Template
+from stretto.progress import phase
 
 
 def profiling_sample(n_rows: int, fraction: float, seed: int) -> np.ndarray:
@@ -32,7 +33,11 @@ def profile_rows(
     """Every operator's answers on these rows (from the store when it has them; duplicates scored once)."""
     if rows.empty:
         raise OptimizerError("the profiling sample is empty")
-    return Profile.concat(profile_of(rows, op, store, progress=progress) for op in operators)
+    profiles = []
+    for i, op in enumerate(operators, 1):
+        with phase(f"profiling {op.identity} ({i}/{len(operators)})"):
+            profiles.append(profile_of(rows, op, store, progress=progress))
+    return Profile.concat(profiles)
 
 
 def sample_seconds(
