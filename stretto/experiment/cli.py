@@ -47,16 +47,17 @@ log = logging.getLogger("stretto")
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def run_app(cfg: DictConfig) -> None:
+    from stretto.experiment.sweep import run_cell  # a named sweep or a multirun: each cell run once
+
     if cfg.optimizer.name != "none":
         from stretto.experiment.optimized_run import format_optimized, run_optimized
-        from stretto.experiment.sweep import run_cell
         from stretto.experiment.systems import system_label
 
         _guarded(lambda: format_optimized(run_cell(cfg, run_optimized, system_label(cfg)), cfg))
         return
     from stretto.experiment.run import format_summary, run_job
 
-    _guarded(lambda: format_summary(run_job(cfg), cfg))
+    _guarded(lambda: format_summary(run_cell(cfg, run_job, None), cfg))
 
 
 def _guarded(job) -> None:

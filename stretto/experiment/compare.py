@@ -35,7 +35,7 @@ def run_comparison(cfg: DictConfig) -> dict[str, Any]:
     for system in cfg.compare.systems:
         overrides = [*user, *system_overrides(system), f"paths.output_dir={out / system}", f"tracking.sweep={sweep}"]
         cell = compose(config_name="config", overrides=overrides)
-        summary = run_cell(cell, run_optimized, system)
+        summary = run_cell(cell, run_optimized, system, wait=True)  # another process may be running it
         m = summary["metrics"]
         if "run" in summary:
             kept[system] = summary["run"].execution.kept

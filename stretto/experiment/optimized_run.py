@@ -60,7 +60,11 @@ def make_source(cfg: DictConfig, spec: FamilySpec) -> OperatorSource:
 
 
 def run_optimized(
-    cfg: DictConfig, *, parent_run_id: str | None = None, tags: dict[str, str] | None = None
+    cfg: DictConfig,
+    *,
+    parent_run_id: str | None = None,
+    run_id: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     targets = Targets(**cfg.targets)
     optimizer = make_optimizer(cfg.optimizer)
@@ -128,15 +132,16 @@ def run_optimized(
 
         tags = {**(tags or {}), "stretto.query": describe(query)}
         summary["mlflow_run_id"] = log_config_run(
-            cfg, metrics, [plan_yaml, result_csv], parent_run_id=parent_run_id, tags=tags
+            cfg, metrics, [plan_yaml, result_csv], parent_run_id=parent_run_id, run_id=run_id, tags=tags
         )
     return summary
 
 
 def format_optimized(summary: dict[str, Any], cfg: DictConfig) -> str:
     if "skipped" in summary:
-        done = summary["skipped"]
-        return f"cell {summary['cell']} of sweep '{summary['sweep']}' finished before (MLflow run {done}): skipped"
+        from stretto.experiment.sweep import skipped_line
+
+        return skipped_line(summary)
     m, run, targets = summary["metrics"], summary["run"], summary["targets"]
     lines = [
         f"{cfg.optimizer.name} (backend {cfg.backend.name}): {len(summary['query'].filters)} filter(s), "

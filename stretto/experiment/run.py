@@ -163,8 +163,15 @@ def peak_memory_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # Linux reports KiB
 
 
-def run_job(cfg: DictConfig) -> dict[str, Any]:
-    """Run the configured query; validates everything cheap before the model is loaded."""
+def run_job(
+    cfg: DictConfig,
+    *,
+    parent_run_id: str | None = None,
+    run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run the configured query; validates everything cheap before the model is loaded. The keywords place the
+    MLflow run in a sweep (sweep.run_cell)."""
     targets = Targets(**cfg.targets)
     query, table = configured_query(cfg)
     variants = kv_variants(cfg.kv)  # validated before the model is loaded
@@ -201,12 +208,19 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     if cfg.tracking.enabled:
         from stretto.experiment.tracking import log_config_run
 
-        summary["mlflow_run_id"] = log_config_run(cfg, metrics, [result_csv, scores_csv])
+        logged = [result_csv, scores_csv]
+        summary["mlflow_run_id"] = log_config_run(
+            cfg, metrics, logged, parent_run_id=parent_run_id, run_id=run_id, tags=tags
+        )
     return summary
 
 
 def format_summary(summary: dict[str, Any], cfg: DictConfig) -> str:
     """The few lines a user reads after a run."""
+    if "skipped" in summary:
+        from stretto.experiment.sweep import skipped_line
+
+        return skipped_line(summary)
     m, run, query, targets = summary["metrics"], summary["run"], summary["query"], summary["targets"]
     lines = [
         f"Stretto: {len(query.filters)} semantic filter(s) over table '{query.table}' with {summary['operator']}",

@@ -45,17 +45,20 @@ def log_run(
     artifacts: list[Path],
     *,
     parent_run_id: str | None = None,
+    run_id: str | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> str:
-    """Record one finished run in the configured MLflow store and return its run id."""
+    """Record one finished run in the configured MLflow store and return its run id; `run_id` is a run created
+    before (a sweep's claimed cell) to record into, else a new run is started."""
     import mlflow
 
-    started = mlflow.start_run(
-        experiment_id=experiment_id(tracking),
-        run_name=tracking.get("run_name"),
-        parent_run_id=parent_run_id,
-        tags=dict(tags or {}),
-    )
+    exp = experiment_id(tracking)
+    if run_id is not None:
+        started = mlflow.start_run(run_id=run_id, tags=dict(tags or {}))
+    else:
+        started = mlflow.start_run(
+            experiment_id=exp, run_name=tracking.get("run_name"), parent_run_id=parent_run_id, tags=dict(tags or {})
+        )
     with started as run:
         mlflow.log_params({k: ("null" if v is None else v) for k, v in flatten(params).items()})
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
@@ -80,7 +83,10 @@ def log_config_run(
     artifacts: list[Path],
     *,
     parent_run_id: str | None = None,
+    run_id: str | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> str:
     """log_run with every config choice as params."""
-    return log_run(cfg.tracking, config_params(cfg), metrics, artifacts, parent_run_id=parent_run_id, tags=tags)
+    return log_run(
+        cfg.tracking, config_params(cfg), metrics, artifacts, parent_run_id=parent_run_id, run_id=run_id, tags=tags
+    )
