@@ -1,10 +1,12 @@
 """Named sweeps resume: each cell runs once, whatever output folder a rerun gets, after Ctrl-C or a killed process,
 and with two sweeps of one name running at once. The jobs are replayed from the bundled recordings (seconds)."""
 
+import multiprocessing
 import signal
 import socket
 import subprocess
 import sys
+import time
 from types import SimpleNamespace
 
 import mlflow
@@ -194,23 +196,31 @@ def test_compare_twice_runs_each_system_once_and_plot_counts_them(tmp_path, caps
     assert len(runs_frame(tracking, "c1")) == 3  # what `stretto plot` counts
 
 
-def test_two_sweeps_of_one_name_at_once_run_every_cell_once(tmp_path):
-    sweep = [*REPLAY, "optimizer=lotus,gold_only", "targets.precision=0.5,0.9", "tracking.sweep=s4"]
-    sweep += [f"paths.mlflow_dir={tmp_path}/mlruns", "hydra/launcher=joblib"]
-    command = [sys.executable, "-m", "stretto.experiment.cli", "run", "-m", *sweep]
-    # one sweep runs its cells in two joblib workers, the other in its own process: three racers
-    procs = [
-        subprocess.Popen(
-            [*command, f"hydra.sweep.dir={tmp_path}/{i}", f"hydra.launcher.n_jobs={i + 1}"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
+def _sweep_process(argv: list[str]) -> None:
+    GlobalHydra.instance().clear()
+    sys.argv = ["stretto", *argv]
+    cli.main()
+
+
+def test_two_sweeps_of_one_name_at_once_run_every_cell_once(tmp_path, monkeypatch):
+    create_run = mlflow.MlflowClient.create_run
+
+    def slow_create_run(self, *args, **kwargs):  # widens the window between looking for a cell and claiming it
+        time.sleep(0.5)
+        return create_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "create_run", slow_create_run)
+    sweep = ["run", "-m", *REPLAY, "optimizer=lotus,gold_only", "targets.precision=0.5,0.9", "tracking.sweep=s4"]
+    sweep += [f"paths.mlflow_dir={tmp_path}/mlruns", "hydra/launcher=joblib", "hydra.launcher.n_jobs=1"]
+    # two processes started at once (forked: the imports are paid once), each walking the same cells in order
+    fork = multiprocessing.get_context("fork")
+    procs = [fork.Process(target=_sweep_process, args=([*sweep, f"hydra.sweep.dir={tmp_path}/{i}"],)) for i in range(2)]
     for proc in procs:
-        err = proc.communicate(timeout=300)[1]
-        assert proc.returncode == 0, err[-3000:]
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=300)
+        assert proc.exitcode == 0
     kids = children(tmp_path, "optimized", "s4")
     assert len(kids) == 4  # a cell another process is running is skipped, not run again
     once_each(kids, 4)
+    assert kids[f"tags.{OWNER_TAG}"].nunique() == 2  # both sweeps ran cells
