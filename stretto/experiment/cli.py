@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import sys
+import time
 from pathlib import Path
 
 import hydra
+from hydra.errors import CompactHydraException
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from stretto.errors import StrettoError
 
@@ -43,9 +49,72 @@ commands:
 """
 
 log = logging.getLogger("stretto")
+BAD_CELL = "bad_cell.txt"  # in a multirun cell's output folder: why that cell was refused
+
+
+def _checked(command: str):
+    """The app behind `stretto <command>`, preceded by the checks that need no model (preflight.py); bad input
+    is reported on stderr with exit code 2, or, in a multirun, reported and the sweep goes on (see BadCells)."""
+
+    def wrap(app):
+        @functools.wraps(app)
+        def task(cfg: DictConfig) -> None:
+            from stretto.experiment.preflight import preflight
+
+            try:
+                preflight(cfg, command)
+                app(cfg)
+            except (StrettoError, MissingMandatoryValue) as err:
+                _failed(err)
+
+        return task
+
+    return wrap
+
+
+def _message(err: Exception) -> str:
+    if isinstance(err, MissingMandatoryValue):
+        return f"{err.full_key} is not set: give it on the command line ({err.full_key}=...)"
+    return f"{type(err).__name__}: {err}"
+
+
+def _failed(err: Exception) -> None:
+    """Report bad input on stderr: exit 2, or in a multirun mark the cell bad and let the sweep go on."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        hc = HydraConfig.get()
+        cell = f"cell {hc.job.num} ({' '.join(hc.overrides.task) or 'no overrides'})"
+        print(f"stretto: {cell} refused: {_message(err)}", file=sys.stderr, flush=True)
+        out = Path(hc.runtime.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / BAD_CELL).write_text(f"{cell}: {_message(err)}\n")
+        return
+    print(f"stretto: {_message(err)}", file=sys.stderr, flush=True)
+    raise SystemExit(2) from None
+
+
+class BadCells(Callback):
+    """At the end of a multirun, the cells refused on bad input (the others ran), and exit code 2 if any.
+    Registered in conf/hydra/default.yaml."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self.began = time.time() - 1.0  # file times are coarse on some file systems
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep = Path(str(config.hydra.sweep.dir))
+        began = getattr(self, "began", 0.0)
+        bad = [p for p in sweep.rglob(BAD_CELL) if p.stat().st_mtime >= began] if sweep.is_dir() else []
+        if bad:
+            lines = sorted((p.read_text().strip() for p in bad), key=lambda line: int(line.split()[1]))
+            print(f"stretto: {len(bad)} cell(s) of the sweep were refused (the others ran):", file=sys.stderr)
+            print("\n".join(f"  {line}" for line in lines), file=sys.stderr, flush=True)
+            raise SystemExit(2)
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+@_checked("run")
 def run_app(cfg: DictConfig) -> None:
     from stretto.experiment.sweep import run_cell  # a named sweep or a multirun: each cell run once
 
@@ -61,14 +130,21 @@ def run_app(cfg: DictConfig) -> None:
 
 
 def _guarded(job) -> None:
+    from stretto.experiment import tracking
+
     try:
-        print(job())
+        print(job(), flush=True)
     except StrettoError as err:
-        log.error("%s: %s", type(err).__name__, err)
-        raise SystemExit(2) from None
+        _failed(err)
+        return
+    if tracking.UNRECORDED:  # the summary above is printed; say that MLflow lost it
+        lost = "; ".join(tracking.UNRECORDED)
+        tracking.UNRECORDED.clear()
+        _failed(tracking.TrackingError(f"the run finished (summary above) but MLflow did not record it: {lost}"))
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+@_checked("cache build")
 def cache_build_app(cfg: DictConfig) -> None:
     from stretto.experiment import cache_cmd
 
@@ -76,6 +152,7 @@ def cache_build_app(cfg: DictConfig) -> None:
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+@_checked("cache info")
 def cache_info_app(cfg: DictConfig) -> None:
     from stretto.experiment import cache_cmd
 
@@ -83,6 +160,7 @@ def cache_info_app(cfg: DictConfig) -> None:
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+@_checked("plot")
 def plot_app(cfg: DictConfig) -> None:
     from stretto.experiment.plots import draw_all, runs_frame
 
@@ -95,6 +173,7 @@ def plot_app(cfg: DictConfig) -> None:
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+@_checked("compare")
 def compare_app(cfg: DictConfig) -> None:
     from stretto.experiment.compare import format_comparison, run_comparison
 
@@ -102,6 +181,7 @@ def compare_app(cfg: DictConfig) -> None:
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+@_checked("pipeline")
 def pipeline_app(cfg: DictConfig) -> None:
     from stretto.experiment.pipeline_cmd import format_pipeline, run_pipeline_job
 
@@ -123,11 +203,24 @@ def main() -> None:
     words = 2 if args[:1] == ["cache"] else 1
     command = " ".join(args[:words])
     if command not in COMMANDS:
-        asked_for_help = args[:1] in (["-h"], ["--help"])
-        print(USAGE, file=sys.stdout if asked_for_help else sys.stderr)
-        raise SystemExit(0 if asked_for_help else 2)
+        if args[:1] in (["-h"], ["--help"]):
+            print(USAGE)
+            raise SystemExit(0)
+        said = f"unknown command '{command}'" if command else "no command given"
+        print(f"stretto: {said}\n\n{USAGE}", file=sys.stderr)
+        raise SystemExit(2)
     sys.argv = [f"stretto {command}", *args[words:]]
-    COMMANDS[command]()
+    # Hydra would print a config error and exit 1, and shorten our tracebacks: let errors come here instead.
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    try:
+        COMMANDS[command]()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
+    except CompactHydraException as err:  # a bad override or config group: Hydra's own message, exit 2
+        cause = f"\n{err.__cause__}" if isinstance(err.__cause__, OmegaConfBaseException) else ""
+        print(f"stretto: {err}{cause}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -18,23 +18,35 @@ from stretto.evaluation.metrics import quality
 from stretto.experiment.optimized_run import run_optimized
 from stretto.experiment.plots import frontier, with_target
 from stretto.experiment.sweep import run_cell
-from stretto.experiment.systems import system_overrides
+from stretto.experiment.systems import system_overrides, without_compression
 from stretto.plan.targets import Targets
 
-SYSTEM_GROUPS = ("optimizer=", "family=", "+optimizer=", "+family=")
+SYSTEM_GROUPS = ("optimizer=", "+optimizer=", "++optimizer=")  # the system's; the family stays the user's
+
+
+def system_cells(cfg: DictConfig, user: list[str], sweep: str) -> dict[str, DictConfig]:
+    """Each system's config: the user's overrides (their family included) and the system's optimizer; all
+    composed before the first system runs, so a bad system or override stops the comparison before any work."""
+    from hydra import compose
+
+    user = [o for o in user if not o.startswith(SYSTEM_GROUPS)]
+    out = Path(cfg.paths.output_dir)
+    cells = {}
+    for system in cfg.compare.systems:
+        optimizer = system_overrides(system)[0]  # no_compression: Stretto's optimizer, the family stripped below
+        overrides = [*user, optimizer, f"paths.output_dir={out / system}", f"tracking.sweep={sweep}"]
+        cell = compose(config_name="config", overrides=overrides)
+        cells[system] = without_compression(cell) if system == "no_compression" else cell
+    return cells
 
 
 def run_comparison(cfg: DictConfig) -> dict[str, Any]:
-    from hydra import compose
     from hydra.core.hydra_config import HydraConfig
 
-    user = [o for o in HydraConfig.get().overrides.task if not o.startswith(SYSTEM_GROUPS)]
     out = Path(cfg.paths.output_dir)
     sweep = cfg.tracking.get("sweep") or f"compare_{out.name}"
     rows, kept = [], {}
-    for system in cfg.compare.systems:
-        overrides = [*user, *system_overrides(system), f"paths.output_dir={out / system}", f"tracking.sweep={sweep}"]
-        cell = compose(config_name="config", overrides=overrides)
+    for system, cell in system_cells(cfg, list(HydraConfig.get().overrides.task), sweep).items():
         summary = run_cell(cell, run_optimized, system, wait=True)  # another process may be running it
         m = summary["metrics"]
         if "run" in summary:

@@ -15,7 +15,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from stretto.engine import run_query
-from stretto.errors import ProfileError
+from stretto.errors import ProfileError, QueryError
 from stretto.evaluation.plan_quality import (
     check_targets,
     gold_only_seconds,
@@ -41,6 +41,10 @@ def metric_name(identity: str) -> str:
 
 
 def make_source(cfg: DictConfig, spec: FamilySpec) -> OperatorSource:
+    if cfg.backend.name not in ("replay", "transformers"):
+        from stretto.experiment.preflight import VLLM_WITH_OPTIMIZER
+
+        raise QueryError(VLLM_WITH_OPTIMIZER if cfg.backend.name == "vllm" else f"unknown backend '{cfg.backend.name}'")
     if cfg.backend.name == "replay":
         if not Path(cfg.backend.recording).exists():
             raise ProfileError(
@@ -131,9 +135,11 @@ def run_optimized(
         from stretto.experiment.tracking import log_config_run
 
         tags = {**(tags or {}), "stretto.query": describe(query)}
-        summary["mlflow_run_id"] = log_config_run(
+        logged = log_config_run(
             cfg, metrics, [plan_yaml, result_csv], parent_run_id=parent_run_id, run_id=run_id, tags=tags
         )
+        if logged:  # None: MLflow failed, and the CLI says why after this summary
+            summary["mlflow_run_id"] = logged
     return summary
 
 

@@ -67,7 +67,8 @@ def run_pipeline_job(cfg: DictConfig) -> dict[str, Any]:
     if cfg.tracking.enabled:
         from stretto.experiment.tracking import log_config_run
 
-        summary["mlflow_run_id"] = log_config_run(cfg, metrics, [plan_yaml, result_csv])
+        if run_id := log_config_run(cfg, metrics, [plan_yaml, result_csv]):  # None: the CLI says why
+            summary["mlflow_run_id"] = run_id
     return summary
 
 

@@ -140,6 +140,11 @@ def configured_backend(cfg: DictConfig, variants: list[KVVariant]) -> YesNoScore
     """A vLLM server's client, or the model loaded here (scoring from scratch or on stored caches)."""
     if cfg.backend.name == "vllm":
         return served_backend(cfg)
+    if cfg.backend.name != "transformers":
+        from stretto.experiment.preflight import REPLAY_WITHOUT_OPTIMIZER
+
+        replay = cfg.backend.name == "replay"
+        raise QueryError(REPLAY_WITHOUT_OPTIMIZER if replay else f"unknown backend '{cfg.backend.name}'")
     return make_backend(cfg, configured_model(cfg), variants)
 
 
@@ -209,9 +214,9 @@ def run_job(
         from stretto.experiment.tracking import log_config_run
 
         logged = [result_csv, scores_csv]
-        summary["mlflow_run_id"] = log_config_run(
-            cfg, metrics, logged, parent_run_id=parent_run_id, run_id=run_id, tags=tags
-        )
+        recorded = log_config_run(cfg, metrics, logged, parent_run_id=parent_run_id, run_id=run_id, tags=tags)
+        if recorded:  # None: MLflow failed, and the CLI says why after this summary
+            summary["mlflow_run_id"] = recorded
     return summary
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from baselines.abacus import AbacusOptimizer, AbacusSettings
 from baselines.bargain import BargainOptimizer, BargainSettings
@@ -45,11 +45,28 @@ COMPARED = ("stretto", "local", "no_compression", "lotus", "bargain", "abacus", 
 
 
 def system_overrides(system: str) -> list[str]:
+    """The overrides that make a configured run one system: its optimizer (the configured family stays the
+    user's); the no-compression ablation on the default family is family=no_compression."""
     if system == "no_compression":
         return ["optimizer=stretto", "family=no_compression"]
     if system not in SYSTEMS:
         raise QueryError(f"unknown system '{system}'; choose from {[*SYSTEMS, 'no_compression']}")
-    return [f"optimizer={system}", "family=default"]
+    return [f"optimizer={system}"]
+
+
+def without_compression(cfg: DictConfig) -> DictConfig:
+    """The no-compression ablation of any configured family (the user's models and gold, full caches only),
+    named no_compression; on the default family it equals family=no_compression."""
+    from stretto.kvcache.variant import KVVariant
+
+    family = OmegaConf.to_container(cfg.family, resolve=True)
+    for member in family["models"]:
+        member["variants"] = [v for v in member["variants"] if not KVVariant(**v).compressed]
+    family["models"] = [m for m in family["models"] if m["variants"]]
+    family["name"] = "no_compression"
+    with open_dict(cfg):
+        cfg.family = family
+    return cfg
 
 
 def system_label(cfg: DictConfig) -> str:

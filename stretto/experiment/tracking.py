@@ -7,7 +7,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from stretto.errors import StrettoError
+
 log = logging.getLogger(__name__)
+# Why runs that finished could not be recorded (the server went away, a full disk): the CLI prints the run's
+# summary first, then these, and exits 2, so a finished run's figures are never lost to a logging error.
+UNRECORDED: list[str] = []
+
+
+class TrackingError(StrettoError):
+    """A finished run could not be recorded in MLflow."""
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -85,8 +94,14 @@ def log_config_run(
     parent_run_id: str | None = None,
     run_id: str | None = None,
     tags: Mapping[str, str] | None = None,
-) -> str:
-    """log_run with every config choice as params."""
-    return log_run(
-        cfg.tracking, config_params(cfg), metrics, artifacts, parent_run_id=parent_run_id, run_id=run_id, tags=tags
-    )
+) -> str | None:
+    """log_run with every config choice as params; None (and the reason in UNRECORDED) if MLflow failed."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return log_run(
+            cfg.tracking, config_params(cfg), metrics, artifacts, parent_run_id=parent_run_id, run_id=run_id, tags=tags
+        )
+    except (MlflowException, OSError) as err:  # requests' errors are OSErrors
+        UNRECORDED.append(f"tracking.uri={cfg.tracking.uri}: {type(err).__name__}: {err}")
+        return None

@@ -10,8 +10,10 @@ from __future__ import annotations
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from stretto.errors import QueryError
@@ -30,6 +32,29 @@ def check_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise QueryError(f"{what} refers to column(s) {missing} that are not in the relation; have {list(df.columns)}")
+
+
+def value_kind(values: pd.Series) -> str | None:
+    """What a column holds, for checking a comparison's value: number, bool, text, or None (anything goes)."""
+    if pd.api.types.is_bool_dtype(values):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(values):
+        return "number"
+    present = values.dropna()
+    if pd.api.types.is_string_dtype(values) and len(present) and present.map(lambda v: isinstance(v, str)).all():
+        return "text"
+    return None
+
+
+def fits(kind: str | None, value: Any) -> bool:
+    """Whether `value` compares meaningfully with a column of this kind (a number with text never does)."""
+    if kind is None or value is None:
+        return True
+    if kind == "bool":
+        return isinstance(value, bool | np.bool_)
+    if kind == "number":
+        return isinstance(value, Real) and not isinstance(value, bool | np.bool_)
+    return isinstance(value, str)
 
 
 @dataclass(frozen=True)
@@ -53,6 +78,13 @@ class Where:
     def apply(self, df: pd.DataFrame, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         check_columns(df, self.columns, f"where {self.column} {self.op} {self.value!r}")
         values = df[self.column]
+        kind = value_kind(values)
+        for value in self.value if self.op == "in" else [self.value]:
+            if not fits(kind, value):
+                raise QueryError(
+                    f"where {self.column} {self.op} {self.value!r}: column '{self.column}' holds {kind} values "
+                    f"({values.dtype}), and {value!r} is a {type(value).__name__}; write a {kind} value"
+                )
         keep = values.isin(list(self.value)) if self.op == "in" else COMPARISONS[self.op](values, self.value)
         return df[keep.fillna(False).to_numpy(bool)]
 
