@@ -26,14 +26,16 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/stretto compare experiment=main $(ARGS)
 
-## The test suite (unit tests plus integration tests that load the real offline Qwen 0.5B)
+## The test suite: ruff, the import-linter contract (DESIGN.md section 5's walls, pyproject.toml) and pytest
+## (unit tests plus integration tests that load the real offline Qwen 0.5B)
 test: $(STAMP)
-	$(BIN)/ruff check stretto baselines scripts tests
+	$(BIN)/ruff check stretto scripts tests
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q --durations=10
 
 lint: $(STAMP)
-	$(BIN)/ruff check stretto baselines scripts tests
-	$(BIN)/ruff format --check stretto baselines scripts tests
+	$(BIN)/ruff check stretto scripts tests
+	$(BIN)/ruff format --check stretto scripts tests
 
 ## The 33,530-row IMDB + Rotten Tomatoes set: then `make run ARGS="dataset=imdb_rt query=..."`
 scale: $(STAMP)

@@ -26,13 +26,14 @@ from tqdm import tqdm
 
 from stretto.data.datasets import load_dataset
 from stretto.engine import run_query
-from stretto.evaluation.plan_quality import check_targets, gold_only_seconds, human_decisions, silver_decisions
+from stretto.evaluation.plan_quality import check_targets, human_decisions
+from stretto.execution.gold import gold_only_seconds, silver_decisions
 from stretto.operators.family import FamilySpec, ReplayFamily
 from stretto.optimizer.ablations import LocalOptimizer
 from stretto.optimizer.gradient import GradientOptimizer, GradientSettings
-from stretto.optimizer.profile import Profile
 from stretto.plan.targets import Targets
 from stretto.plan.workload import Workload
+from stretto.profiling.profile import Profile
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = [(0.5, 0.5), (0.7, 0.7), (0.9, 0.9)]

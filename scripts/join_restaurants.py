@@ -30,16 +30,16 @@ import pandas as pd
 from stretto.backends.model_loader import default_cache_dir, load_model
 from stretto.data.datasets import load_dataset
 from stretto.data.table import Table
+from stretto.engine.pipeline import embed_sides, pair_relation, qualified, run_pipeline
 from stretto.evaluation.metrics import quality
-from stretto.execution.pipeline_executor import embed_sides, pair_relation, qualified, run_pipeline
 from stretto.experiment.cli import config_file
+from stretto.operators.blocking import top_k_pairs
 from stretto.operators.embedding import Embedder
 from stretto.operators.family import FamilySpec, LiveFamily
 from stretto.optimizer.gradient import GradientOptimizer
-from stretto.optimizer.profile import ProfileStore, answers
-from stretto.plan.blocking import top_k_pairs
 from stretto.plan.pipeline import Pipeline
 from stretto.plan.targets import Targets
+from stretto.profiling.profile import ProfileStore, answers
 
 ROOT = Path(__file__).resolve().parents[1]
 

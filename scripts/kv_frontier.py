@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stretto.backends.kv_cached import KVCachedBackend
 from stretto.backends.model_loader import load_model, resolve
+from stretto.backends.prompt import filter_prompt
 from stretto.backends.transformers_backend import TransformersBackend
 from stretto.data.datasets import load_dataset
 from stretto.evaluation.metrics import auc
+from stretto.kvcache.backend import KVCachedBackend
 from stretto.kvcache.build import KVBuilder
 from stretto.kvcache.store import KVStore
 from stretto.kvcache.variant import KVVariant
-from stretto.operators.prompt import filter_prompt
 from stretto.plan.template import Template
 
 FRONTIER = [KVVariant()] + [

@@ -22,16 +22,16 @@ import pandas as pd
 
 from stretto.backends.model_loader import default_cache_dir
 from stretto.data.datasets import load_dataset
+from stretto.engine.pipeline import run_pipeline
 from stretto.evaluation.metrics import quality
-from stretto.execution.pipeline_executor import run_pipeline
 from stretto.experiment.cli import config_file
 from stretto.operators.family import FamilySpec, LiveFamily
 from stretto.optimizer.gradient import GradientOptimizer
-from stretto.optimizer.profile import ProfileStore, answers
 from stretto.plan.pipeline import Pipeline
 from stretto.plan.query import SemFilter
 from stretto.plan.targets import Targets
 from stretto.plan.template import Template
+from stretto.profiling.profile import ProfileStore, answers
 
 ROOT = Path(__file__).resolve().parents[1]
 PREDICATES = (

@@ -23,13 +23,13 @@ from omegaconf import OmegaConf
 
 from stretto.data.datasets import load_dataset
 from stretto.engine import plan_problem, profile_query
-from stretto.evaluation.plan_quality import silver_decisions
+from stretto.execution.gold import silver_decisions
 from stretto.operators.family import FamilySpec, ReplayFamily
 from stretto.optimizer.gradient import GradientOptimizer, GradientSettings
-from stretto.optimizer.profile import Profile
-from stretto.optimizer.sampling import profiling_sample
 from stretto.plan.targets import Targets
 from stretto.plan.workload import Workload
+from stretto.profiling.profile import Profile
+from stretto.profiling.sample import profiling_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 

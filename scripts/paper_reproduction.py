@@ -32,16 +32,16 @@ from hydra import compose, initialize_config_dir
 from tqdm import tqdm
 
 from stretto.data.datasets import load_dataset
-from stretto.evaluation.plan_quality import silver_decisions
+from stretto.execution.gold import silver_decisions
 from stretto.experiment.cli import CONF_DIR, config_file  # registers the config's resolvers
 from stretto.experiment.optimized_run import run_optimized
 from stretto.experiment.plots import draw_all, runs_frame
 from stretto.experiment.sweep import run_cell
 from stretto.experiment.systems import COMPARED, system_overrides
 from stretto.operators.family import FamilySpec, ReplayFamily
-from stretto.optimizer.profile import Profile
 from stretto.plan.query_generator import generate
 from stretto.plan.workload import Workload
+from stretto.profiling.profile import Profile
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = (0.5, 0.7, 0.9)

@@ -20,17 +20,17 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from stretto.backends.kv_cached import KVCachedBackend
 from stretto.backends.model_loader import default_cache_dir, load_model
+from stretto.backends.prompt import filter_prompt
 from stretto.backends.transformers_backend import TransformersBackend
 from stretto.data.datasets import load_dataset
+from stretto.kvcache.backend import KVCachedBackend
 from stretto.kvcache.build import KVBuilder
 from stretto.kvcache.store import KVStore
 from stretto.kvcache.variant import KVVariant
 from stretto.operators.llm_extract import operator_for
-from stretto.operators.prompt import filter_prompt
-from stretto.optimizer.profile import Profile, ProfileStore
 from stretto.plan.template import parse_template
+from stretto.profiling.profile import Profile, ProfileStore
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -27,13 +27,13 @@ from stretto.data.table import Table
 from stretto.engine import QueryRun, run_query
 from stretto.errors import ProfileError, QueryError
 from stretto.evaluation.metrics import Quality, quality
-from stretto.evaluation.plan_quality import silver_decisions
 from stretto.execution.cascade_executor import OperatorSource
+from stretto.execution.gold import silver_decisions
 from stretto.operators.family import FamilySpec, LiveFamily, ReplayFamily
 from stretto.optimizer.physical_plan import PhysicalPlan
-from stretto.optimizer.profile import Profile, ProfileStore
 from stretto.plan.query import LabelSpec, Query, SemExtract, SemFilter
 from stretto.plan.targets import Targets
+from stretto.profiling.profile import Profile, ProfileStore
 from stretto.systems import ABLATIONS, check_system, make_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,11 +8,11 @@ import pandas as pd
 from stretto.data.table import Table
 from stretto.engine import plan_problem, profile_query
 from stretto.operators.family import FamilySpec, ReplayFamily
-from stretto.optimizer.profile import Profile, row_keys
-from stretto.optimizer.sampling import profiling_sample
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
 from stretto.plan.template import Template
+from stretto.profiling.profile import Profile, row_keys
+from stretto.profiling.sample import profiling_sample
 
 FAMILY = {
     "models": [

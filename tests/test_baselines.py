@@ -4,23 +4,25 @@ import numpy as np
 import pytest
 from optimizer_fixtures import problem_for
 
-from baselines.abacus import AbacusOptimizer
-from baselines.bargain import BargainOptimizer, BargainSettings, thresholds
-from baselines.gold_only import GoldOnlyOptimizer
-from baselines.lotus import LotusOptimizer, calibrate, learn_thresholds, quantile_edges, raw_thresholds
-from baselines.proxy import proxy_index
+from stretto.baselines.abacus import AbacusOptimizer
+from stretto.baselines.bargain import BargainOptimizer, BargainSettings, thresholds
+from stretto.baselines.gold_only import GoldOnlyOptimizer
+from stretto.baselines.lotus import LotusOptimizer, calibrate, learn_thresholds, quantile_edges, raw_thresholds
+from stretto.baselines.proxy import proxy_index
 from stretto.errors import OptimizerError, QueryError
 from stretto.evaluation.metrics import quality
-from stretto.evaluation.plan_quality import check_targets, silver_decisions
+from stretto.evaluation.plan_quality import check_targets
 from stretto.execution.cascade_executor import execute_plan
-from stretto.experiment.systems import SYSTEMS, make_optimizer
+from stretto.execution.gold import silver_decisions
+from stretto.experiment.systems import make_optimizer
 from stretto.optimizer.gradient import GradientSettings
 from stretto.optimizer.physical_plan import DISCARD, KEEP, UNSURE, decide
 from stretto.optimizer.simulate import simulate
 from stretto.plan.targets import Targets
+from stretto.systems import OPTIMIZERS, optimizer_types
 
 # A worked example, and what lotus-ai 1.2.4's own learn_cascade_thresholds / calibrate_llm_logprobs return on it
-# (computed in a separate virtualenv with the real package, which cannot share ours: see baselines/lotus.py).
+# (computed in a separate virtualenv with the real package, which cannot share ours: see stretto/baselines/lotus.py).
 SCORES = [0.625, 0.897, 0.776, 0.225, 0.3, 0.874, 0.005, 0.821, 0.797, 0.468, 0.303, 0.278, 0.255, 0.445,
           0.505, 0.553, 0.996, 0.793, 0.622, 0.989, 0.215, 0.16, 0.613, 0.044, 0.036, 0.515, 0.466, 0.917,
           0.629, 0.514, 0.497, 0.248, 0.012, 0.192, 0.692, 0.201, 0.37, 0.004, 0.83, 0.154]  # fmt: skip
@@ -91,7 +93,8 @@ def test_every_system_runs_on_the_same_profile_and_gold_only_is_exact():
     problem, table, query, spec, source, sample, profile = problem_for(n_filters=2)
     silver = silver_decisions(table, query, source, spec)
     seconds = {}
-    for name, (_, settings) in SYSTEMS.items():
+    for name in OPTIMIZERS:
+        settings = optimizer_types(name)[1]
         fast = {"jobs": 16, "steps": 40, "refine_steps": 20} if settings is GradientSettings else {}
         plan = make_optimizer({"name": name, **fast}).optimize(problem)
         assert plan.system == name and len(plan.cascades) == 2
@@ -123,6 +126,6 @@ def test_lotus_uses_the_named_proxy_and_rejects_an_ambiguous_one():
 def test_unknown_system_or_setting_is_a_clear_error():
     with pytest.raises(QueryError, match="unknown optimizer 'lotsu'"):
         make_optimizer({"name": "lotsu"})
-    with pytest.raises(QueryError, match=r"optimizer 'bargain'.*windw"):
+    with pytest.raises(QueryError, match=r"system 'bargain'.*windw"):
         make_optimizer({"name": "bargain", "windw": 3})
     assert isinstance(make_optimizer({"name": "bargain", "window": 30}), BargainOptimizer)

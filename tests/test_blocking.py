@@ -12,7 +12,7 @@ import pytest
 from stretto.data import load_dataset
 from stretto.errors import ModelError, QueryError
 from stretto.operators import embedding
-from stretto.plan.blocking import (
+from stretto.operators.blocking import (
     Candidates,
     blocking_recall,
     blocking_recall_bound,

@@ -7,9 +7,9 @@ from stretto.data.datasets import load_dataset
 from stretto.engine import run_query
 from stretto.operators.family import FamilySpec, LiveFamily
 from stretto.optimizer.gradient import GradientOptimizer, GradientSettings
-from stretto.optimizer.profile import ProfileStore
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
+from stretto.profiling.profile import ProfileStore
 
 
 @pytest.mark.model

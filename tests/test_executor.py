@@ -5,11 +5,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stretto.backends.base import ScoredRows
 from stretto.data.table import Table
 from stretto.execution.filter_executor import execute_filters
 from stretto.plan.query import Query
 from stretto.plan.template import Template
+from stretto.profiling.operator import ScoredRows
 
 
 @dataclass

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 import stretto.progress
-from stretto.backends.kv_cached import KVCachedBackend
+from stretto.backends.prompt import filter_prompt
 from stretto.backends.transformers_backend import TransformersBackend
 from stretto.data.datasets import load_dataset
+from stretto.kvcache.backend import KVCachedBackend
 from stretto.kvcache.build import KVBuilder
 from stretto.kvcache.store import KVStore
 from stretto.kvcache.variant import KVVariant
-from stretto.operators.prompt import filter_prompt
 from stretto.plan.template import Template
 
 pytestmark = pytest.mark.model

@@ -7,15 +7,15 @@ import pytest
 import torch
 from bf16_agreement import assert_same_decisions_and_ranks
 
-from stretto.backends.kv_cached import KVCachedBackend
 from stretto.backends.model_loader import LoadedModel, load_model
+from stretto.backends.prompt import filter_prompt
 from stretto.backends.transformers_backend import TransformersBackend
 from stretto.data.datasets import load_dataset
 from stretto.errors import CacheError
+from stretto.kvcache.backend import KVCachedBackend
 from stretto.kvcache.build import KVBuilder
 from stretto.kvcache.store import KVStore
 from stretto.kvcache.variant import KVVariant, make_press
-from stretto.operators.prompt import filter_prompt
 from stretto.plan.template import Template
 
 pytestmark = pytest.mark.model

@@ -9,8 +9,9 @@ from optimizer_fixtures import problem_for, synthetic
 
 from stretto.engine import run_query
 from stretto.errors import OptimizerError, ProfileError, QueryError
-from stretto.evaluation.plan_quality import check_targets, silver_decisions
+from stretto.evaluation.plan_quality import check_targets
 from stretto.execution.cascade_executor import execute_plan
+from stretto.execution.gold import silver_decisions
 from stretto.operators.family import FamilySpec
 from stretto.optimizer.ablations import LocalOptimizer, ShiftBudgetOptimizer
 from stretto.optimizer.gradient import GradientOptimizer, GradientSettings, to_plan
@@ -18,10 +19,10 @@ from stretto.optimizer.guarantees import lower_bound
 from stretto.optimizer.problem import FilterSample, PlanProblem, filter_sample
 from stretto.optimizer.relaxation import Params, SampleTensors, evaluate
 from stretto.optimizer.reorder import best_order
-from stretto.optimizer.sampling import profiling_sample
 from stretto.optimizer.simulate import simulate
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
+from stretto.profiling.sample import profiling_sample
 
 FAST = GradientSettings(jobs=32, steps=80, refine_steps=40)
 

@@ -6,16 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stretto.backends.base import ScoredRows
 from stretto.data.table import Table
+from stretto.engine.pipeline import run_pipeline
 from stretto.errors import QueryError
-from stretto.execution.pipeline_executor import run_pipeline
 from stretto.operators.family import FamilySpec
 from stretto.optimizer.gradient import GradientOptimizer, GradientSettings
 from stretto.plan.pipeline import Pipeline, scan
 from stretto.plan.relational import Join, Limit, Project, Where
 from stretto.plan.targets import Targets
 from stretto.plan.template import Template
+from stretto.profiling.operator import ScoredRows
 
 FAMILY = FamilySpec.of(
     {

@@ -8,10 +8,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stretto.backends.base import ScoredRows
 from stretto.errors import ProfileError
-from stretto.optimizer.profile import Profile, ProfileStore, row_keys
 from stretto.plan.template import Template
+from stretto.profiling.operator import ScoredRows
+from stretto.profiling.profile import Profile, ProfileStore, row_keys
 
 TEMPLATE = Template("{text} is clearly positive")
 
@@ -81,7 +81,7 @@ def test_store_reports_removes_and_reprofiles_flipped_files(tmp_path, caplog):
         path.write_bytes(bytes(damaged))
         calls = len(op.calls)
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="stretto.optimizer.profile"):
+        with caplog.at_level(logging.WARNING, logger="stretto.profiling.profile"):
             got = store.scores(df, op, progress=False)
         assert_same(got, first)  # what the caller receives is always right
         if len(op.calls) > calls:

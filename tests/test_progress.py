@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 
 import stretto.progress
-from stretto.backends.base import ScoredRows
-from stretto.optimizer.sampling import profile_rows
 from stretto.plan.template import Template
+from stretto.profiling.operator import ScoredRows
+from stretto.profiling.sample import profile_rows
 from stretto.progress import Progress, phase
 
 

@@ -1,4 +1,4 @@
-from stretto.operators.prompt import PromptParts, filter_prompt
+from stretto.backends.prompt import PromptParts, filter_prompt
 from stretto.plan.template import Template
 
 

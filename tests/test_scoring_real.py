@@ -8,12 +8,12 @@ import pytest
 from bf16_agreement import assert_same_decisions_and_ranks
 
 from stretto.backends.model_loader import load_model
+from stretto.backends.prompt import filter_prompt
 from stretto.backends.transformers_backend import TransformersBackend
 from stretto.data.datasets import load_dataset
 from stretto.errors import ContextLengthError, ModelError
 from stretto.evaluation.metrics import auc
 from stretto.operators.llm_filter import LLMFilter
-from stretto.operators.prompt import filter_prompt
 from stretto.plan.template import Template
 
 pytestmark = pytest.mark.model

@@ -18,11 +18,11 @@ from hydra.core.global_hydra import GlobalHydra
 
 import stretto.experiment.optimized_run as optimized_run
 import stretto.experiment.run as run_module
-from stretto.backends.base import ScoredRows
 from stretto.experiment import cli
 from stretto.experiment.plots import runs_frame
 from stretto.experiment.sweep import CELL_TAG, OWNER_TAG, PARENT_TAG, cell_key, parent_run, run_cell, this_owner
 from stretto.experiment.tracking import experiment_id, log_run
+from stretto.profiling.operator import ScoredRows
 
 REPLAY = ["experiment=optimized_movie", "dataset.limit=100", "progress=false"]
 

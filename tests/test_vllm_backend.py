@@ -9,10 +9,10 @@ from typing import ClassVar
 
 import pytest
 
+from stretto.backends.prompt import PromptParts
 from stretto.backends.vllm_backend import VLLMBackend, VLLMClient, yes_no_log_odds
 from stretto.errors import ModelError, OptimizerError
 from stretto.operators.family import FamilySpec
-from stretto.operators.prompt import PromptParts
 
 
 class Stub(BaseHTTPRequestHandler):

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
+from stretto.profiling.operator import ScoredRows
 
 if TYPE_CHECKING:
     from stretto.backends.model_loader import LoadedModel
-    from stretto.operators.prompt import PromptParts
-
-
-@dataclass(frozen=True)
-class ScoredRows:
-    """Per-row scores and the measured seconds each row cost (its share of its batch)."""
-
-    scores: np.ndarray  # float32, log-odds of yes over no
-    seconds: np.ndarray  # float64
-    tokens: np.ndarray  # int64, tokens run through the model per row
-    truncated: int  # rows whose document was cut to fit the context
-    values: tuple[str | None, ...] | None = None  # an extraction's normalised answers (scores: their log-prob)
+    from stretto.backends.prompt import PromptParts
 
 
 class YesNoScorer(Protocol):
@@ -33,3 +21,11 @@ class YesNoScorer(Protocol):
     def identity(self) -> str: ...
 
     def score(self, prompts: Sequence[PromptParts], *, desc: str = ..., progress: bool = ...) -> ScoredRows: ...
+
+
+FULL_CACHE = "none@0.00"  # the variant name of an uncompressed cache (kvcache.variant.KVVariant().name)
+
+
+def operator_identity(model_identity: str, variant: str = FULL_CACHE) -> str:
+    """Stable identity of a physical operator: model weights x KV variant (press@ratio)."""
+    return f"{model_identity}/{variant}"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from stretto.backends.base import ScoredRows
-from stretto.optimizer.profile import Profile, row_keys
 from stretto.plan.template import ExtractTemplate, Template
+from stretto.profiling.operator import ScoredRows
+from stretto.profiling.profile import Profile, row_keys
 
 
 class ReplayFilter:

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
-from stretto.backends.base import ScoredRows
+from stretto.backends.base import operator_identity
 from stretto.backends.generation import GeneratedRows, greedy_continue
 from stretto.backends.model_loader import LoadedModel
+from stretto.backends.prompt import PromptParts
 from stretto.errors import ContextLengthError, ModelError
-from stretto.kvcache.variant import KVVariant
-from stretto.operators.prompt import PromptParts
+from stretto.profiling.operator import ScoredRows
 from stretto.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class TransformersBackend:
     @property
     def identity(self) -> str:
         """The physical operator this backend implements: the model over its full, uncompressed context."""
-        return KVVariant().operator_identity(self.loaded.identity)
+        return operator_identity(self.loaded.identity)
 
     def encode(self, parts: PromptParts) -> tuple[list[int], bool]:
         return encode_prompt(self.loaded, parts, self.max_tokens, self.on_long_text)

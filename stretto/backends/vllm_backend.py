@@ -28,13 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from stretto.backends.base import ScoredRows
+from stretto.backends.base import operator_identity
 from stretto.backends.generation import MAX_ANSWER_TOKENS, GeneratedRows
 from stretto.backends.model_loader import ModelSource, model_location, resolve
+from stretto.backends.prompt import PromptParts
 from stretto.backends.transformers_backend import NO_VARIANTS, YES_VARIANTS, encode_prompt
 from stretto.errors import ModelError
-from stretto.kvcache.variant import KVVariant
-from stretto.operators.prompt import PromptParts
+from stretto.profiling.operator import ScoredRows
 from stretto.progress import Progress
 
 TOP_LOGPROBS = 20  # vLLM's default cap on logprobs per position
@@ -164,7 +164,7 @@ class VLLMBackend:
     @property
     def identity(self) -> str:
         """The uncompressed operator of this model, served by vLLM (its costs are not transformers' costs)."""
-        return KVVariant().operator_identity(self.loaded.identity) + "+vllm"
+        return operator_identity(self.loaded.identity) + "+vllm"
 
     def warm_up(self) -> None:
         """Check the server serves this model and send one uncounted request (compilation, first allocation)."""

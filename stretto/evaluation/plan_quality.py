@@ -16,29 +16,10 @@ import pandas as pd
 
 from stretto.data.table import Table
 from stretto.evaluation.metrics import Quality, auc, quality
-from stretto.execution.cascade_executor import OperatorSource
-from stretto.operators.family import FamilySpec
 from stretto.optimizer.problem import PlanProblem
-from stretto.optimizer.reorder import best_order
 from stretto.plan.answers import same_answer
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
-
-
-def silver_decisions(table: Table, query: Query, source: OperatorSource, family: FamilySpec) -> np.ndarray:
-    """(filters, rows) gold-operator decisions on the whole table (cheap on replay, a full gold run live)."""
-    gold = family.gold_identity
-    decisions = [source.operator(f.template, gold).score(table.df, progress=False).scores > 0.0 for f in query.filters]
-    return np.array(decisions).reshape(len(query.filters), len(table))
-
-
-def silver_values(table: Table, query: Query, source: OperatorSource, family: FamilySpec) -> dict[str, np.ndarray]:
-    """Per extract output: the gold extractor's value on every row."""
-    gold = family.gold_identity
-    return {
-        e.template.output: np.array(source.operator(e.template, gold).score(table.df, progress=False).values, object)
-        for e in query.extracts
-    }
 
 
 def human_values(table: Table, query: Query, silver: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -61,19 +42,6 @@ def values_right(result: pd.DataFrame, kept: np.ndarray, truth: dict[str, np.nda
     for output, values in truth.items():
         right[kept] &= [same_answer(a, b) for a, b in zip(result[output], values[kept], strict=True)]
     return right
-
-
-def gold_only_seconds(
-    table: Table, query: Query, source: OperatorSource, family: FamilySpec, silver: np.ndarray
-) -> float:
-    """Execution seconds of the gold operator alone on every row, filters in their cheapest order, then extracts."""
-    gold = family.gold_identity
-    seconds = np.array(
-        [source.operator(f.template, gold).score(table.df, progress=False).seconds for f in query.operators]
-    )
-    keeps = np.vstack([silver, np.ones((len(query.extracts), len(table)))]).astype(float)
-    _, per_tuple = best_order(keeps, seconds)
-    return per_tuple * len(table)
 
 
 def human_decisions(table: Table, query: Query, silver: np.ndarray) -> np.ndarray | None:

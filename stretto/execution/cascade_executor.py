@@ -21,8 +21,9 @@ import pandas as pd
 
 from stretto.data.table import Table
 from stretto.optimizer.physical_plan import DISCARD, KEEP, UNSURE, PhysicalPlan, decide
-from stretto.optimizer.profile import CandidateOperator, Profile, row_keys
 from stretto.plan.template import ExtractTemplate, Template, parse_template
+from stretto.profiling.operator import CandidateOperator
+from stretto.profiling.profile import Profile, row_keys
 from stretto.progress import phase
 
 

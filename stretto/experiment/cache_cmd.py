@@ -6,9 +6,9 @@ import time
 
 from omegaconf import DictConfig
 
+from stretto.backends.prompt import filter_prompt
 from stretto.experiment.run import configured_model, configured_query, kv_builder, kv_variants
 from stretto.kvcache.store import KVStore
-from stretto.operators.prompt import filter_prompt
 
 
 def build(cfg: DictConfig) -> str:

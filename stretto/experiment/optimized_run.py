@@ -18,21 +18,19 @@ from stretto.engine import run_query
 from stretto.errors import ProfileError, QueryError
 from stretto.evaluation.plan_quality import (
     check_targets,
-    gold_only_seconds,
     human_decisions,
     human_values,
     operator_frontier,
-    silver_decisions,
-    silver_values,
     values_right,
 )
 from stretto.execution.cascade_executor import OperatorSource
+from stretto.execution.gold import gold_only_seconds, silver_decisions, silver_values
 from stretto.experiment.run import configured_query
 from stretto.experiment.systems import make_optimizer
 from stretto.operators.family import FamilySpec, LiveFamily, ReplayFamily
-from stretto.optimizer.profile import Profile, ProfileStore
 from stretto.plan.query_generator import describe
 from stretto.plan.targets import Targets
+from stretto.profiling.profile import Profile, ProfileStore
 
 
 def metric_name(identity: str) -> str:

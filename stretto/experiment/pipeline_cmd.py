@@ -18,14 +18,14 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from stretto.data.datasets import load_dataset
+from stretto.engine.pipeline import run_pipeline
 from stretto.errors import QueryError
-from stretto.execution.pipeline_executor import run_pipeline
 from stretto.experiment.optimized_run import make_source
 from stretto.experiment.systems import make_optimizer
 from stretto.operators.family import FamilySpec
-from stretto.optimizer.profile import ProfileStore
 from stretto.plan.pipeline import Pipeline
 from stretto.plan.targets import Targets
+from stretto.profiling.profile import ProfileStore
 
 
 def run_pipeline_job(cfg: DictConfig) -> dict[str, Any]:

@@ -142,9 +142,9 @@ def check_folders(cfg: DictConfig, command: str) -> None:
 
 def check_systems(systems: Any) -> None:
     """Every system of a comparison, checked before the first one runs."""
-    from stretto.experiment.systems import SYSTEMS
+    from stretto.systems import SYSTEMS
 
-    known = [*SYSTEMS, "no_compression"]
+    known = list(SYSTEMS)
     names = list(systems) if OmegaConf.is_list(systems) or isinstance(systems, list | tuple) else [systems]
     if not names:
         raise ConfigError(f"compare.systems is empty: name the systems to compare, e.g. compare.systems=[stretto,"

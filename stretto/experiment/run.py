@@ -13,7 +13,6 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from stretto.backends.base import YesNoScorer
-from stretto.backends.kv_cached import KVCachedBackend
 from stretto.backends.model_loader import LoadedModel, load_model
 from stretto.backends.transformers_backend import TransformersBackend
 from stretto.data.datasets import load_dataset
@@ -21,6 +20,7 @@ from stretto.data.table import Table
 from stretto.errors import DataError, QueryError
 from stretto.evaluation.metrics import auc, quality
 from stretto.execution.filter_executor import ExecutionResult, execute_filters, score_column
+from stretto.kvcache.backend import KVCachedBackend
 from stretto.kvcache.build import KVBuilder
 from stretto.kvcache.store import KVStore
 from stretto.kvcache.variant import KVVariant

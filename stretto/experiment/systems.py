@@ -6,37 +6,19 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from baselines.abacus import AbacusOptimizer, AbacusSettings
-from baselines.bargain import BargainOptimizer, BargainSettings
-from baselines.gold_only import GoldOnlyOptimizer, GoldOnlySettings
-from baselines.lotus import LotusOptimizer, LotusSettings
 from stretto.engine import Optimizer
 from stretto.errors import QueryError
-from stretto.optimizer.ablations import LocalOptimizer, ShiftBudgetOptimizer
-from stretto.optimizer.gradient import GradientOptimizer, GradientSettings
-
-SYSTEMS: dict[str, tuple[type, type]] = {
-    "stretto": (GradientOptimizer, GradientSettings),
-    "local": (LocalOptimizer, GradientSettings),
-    "shift_budget": (ShiftBudgetOptimizer, GradientSettings),
-    "lotus": (LotusOptimizer, LotusSettings),
-    "bargain": (BargainOptimizer, BargainSettings),
-    "abacus": (AbacusOptimizer, AbacusSettings),
-    "gold_only": (GoldOnlyOptimizer, GoldOnlySettings),
-}
+from stretto.systems import OPTIMIZERS, SYSTEMS
+from stretto.systems import make_optimizer as make_system_optimizer
 
 
 def make_optimizer(config: DictConfig | dict[str, Any]) -> Optimizer:
     """The optimizer of an `optimizer` config: its name picks the system, the other keys are its settings."""
     settings = OmegaConf.to_container(config, resolve=True) if isinstance(config, DictConfig) else dict(config)
     name = settings.pop("name")
-    if name not in SYSTEMS:
-        raise QueryError(f"unknown optimizer '{name}'; choose one of {sorted(SYSTEMS)} (or none)")
-    optimizer, settings_type = SYSTEMS[name]
-    try:
-        return optimizer(settings_type(**settings))
-    except TypeError as err:
-        raise QueryError(f"optimizer '{name}': {err}") from None
+    if name not in OPTIMIZERS:
+        raise QueryError(f"unknown optimizer '{name}'; choose one of {sorted(OPTIMIZERS)} (or none)")
+    return make_system_optimizer(name, settings)
 
 
 # The systems of a comparison, as config overrides. A system is an optimizer on an operator family: the
@@ -49,8 +31,8 @@ def system_overrides(system: str) -> list[str]:
     user's); the no-compression ablation on the default family is family=no_compression."""
     if system == "no_compression":
         return ["optimizer=stretto", "family=no_compression"]
-    if system not in SYSTEMS:
-        raise QueryError(f"unknown system '{system}'; choose from {[*SYSTEMS, 'no_compression']}")
+    if system not in OPTIMIZERS:
+        raise QueryError(f"unknown system '{system}'; choose from {list(SYSTEMS)}")
     return [f"optimizer={system}"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stretto.backends.base import operator_identity
 from stretto.errors import CacheError
 
 # Presses that held up on our measurements (DESIGN.md section 6), by kvpress class name.
@@ -44,7 +45,7 @@ class KVVariant:
 
     def operator_identity(self, model_identity: str) -> str:
         """Stable identity of the physical operator (model weights x press x ratio)."""
-        return f"{model_identity}/{self.name}"
+        return operator_identity(model_identity, self.name)
 
 
 def make_press(variant: KVVariant):

@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from stretto.backends.base import ScoredRows
 from stretto.backends.model_loader import LoadedModel, default_cache_dir, load_model, resolve
 from stretto.backends.replay import ReplayFilter
 from stretto.errors import OptimizerError
 from stretto.kvcache.variant import KVVariant
 from stretto.operators.llm_extract import operator_for
-from stretto.optimizer.profile import CandidateOperator, Profile
 from stretto.plan.template import Template
+from stretto.profiling.operator import CandidateOperator, ScoredRows
+from stretto.profiling.profile import Profile
 
 
 @dataclass(frozen=True)
@@ -139,8 +139,8 @@ class LiveFamily:
         return self._operator(template, name, variant)
 
     def _operator(self, template: Template, name: str, variant: KVVariant) -> CandidateOperator:
-        from stretto.backends.kv_cached import KVCachedBackend
         from stretto.backends.transformers_backend import TransformersBackend
+        from stretto.kvcache.backend import KVCachedBackend
         from stretto.kvcache.build import KVBuilder
         from stretto.kvcache.store import KVStore
 

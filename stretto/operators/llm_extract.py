@@ -12,12 +12,12 @@ from typing import Protocol
 
 import pandas as pd
 
-from stretto.backends.base import ScoredRows
 from stretto.backends.generation import GeneratedRows
+from stretto.backends.prompt import PromptParts, row_prompts
 from stretto.operators.llm_filter import LLMFilter
-from stretto.operators.prompt import PromptParts, row_prompts
 from stretto.plan.answers import normalize_answer
 from stretto.plan.template import ExtractTemplate, Template
+from stretto.profiling.operator import ScoredRows
 
 
 class Generator(Protocol):

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from stretto.backends.base import ScoredRows, YesNoScorer
-from stretto.operators.prompt import row_prompts
+from stretto.backends.base import YesNoScorer
+from stretto.backends.prompt import row_prompts
 from stretto.plan.template import Template
+from stretto.profiling.operator import ScoredRows
 
 
 @dataclass

@@ -14,10 +14,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from stretto.errors import OptimizerError
-from stretto.optimizer.profile import Profile
 from stretto.plan.answers import same_answer
 from stretto.plan.targets import Targets
 from stretto.plan.template import ExtractTemplate, Template
+from stretto.profiling.profile import Profile
 
 
 @dataclass(frozen=True)

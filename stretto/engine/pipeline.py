@@ -19,16 +19,16 @@ import numpy as np
 import pandas as pd
 
 from stretto.data.table import Table
-from stretto.engine import Optimizer, QueryRun, run_query
+from stretto.engine.query import Optimizer, QueryRun, run_query
 from stretto.execution.cascade_executor import OperatorSource
+from stretto.operators.blocking import Candidates, blocking_recall_bound, key_pairs, text_of, top_k_pairs
 from stretto.operators.family import FamilySpec
-from stretto.optimizer.profile import ProfileStore, answers
-from stretto.optimizer.sampling import profiling_sample
-from stretto.plan.blocking import Candidates, blocking_recall_bound, key_pairs, text_of, top_k_pairs
 from stretto.plan.pipeline import Pipeline, SemJoin
 from stretto.plan.query import Query, SemExtract, SemFilter
 from stretto.plan.relational import Join, Limit, Project, Where
 from stretto.plan.targets import Targets
+from stretto.profiling.profile import ProfileStore, answers
+from stretto.profiling.sample import profiling_sample
 
 
 @dataclass(frozen=True)

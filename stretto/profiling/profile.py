@@ -20,30 +20,18 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stretto.backends.base import ScoredRows
 from stretto.errors import ProfileError
 from stretto.plan.template import Template
+from stretto.profiling.operator import CandidateOperator, ScoredRows
 
 log = logging.getLogger(__name__)
 COLUMNS = ("row_key", "template", "operator", "score", "seconds", "tokens", "value")  # value: extractions only
-
-
-class CandidateOperator(Protocol):
-    """A physical filter operator as profiling sees it: who it is, what it asks, and its scores."""
-
-    template: Template
-
-    @property
-    def identity(self) -> str: ...
-
-    def score(self, rows: pd.DataFrame, *, progress: bool = ...) -> ScoredRows: ...
 
 
 def row_keys(rows: pd.DataFrame, template: Template) -> np.ndarray:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from baselines.proxy import per_filter_targets, proxy_index
+from stretto.baselines.proxy import per_filter_targets, proxy_index
 from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step
 from stretto.optimizer.problem import PlanProblem
 from stretto.optimizer.simulate import plan_on_sample

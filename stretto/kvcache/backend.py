@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
-from stretto.backends.base import ScoredRows
 from stretto.backends.generation import GeneratedRows, greedy_continue
+from stretto.backends.prompt import PromptParts
 from stretto.backends.transformers_backend import TransformersBackend
 from stretto.kvcache.build import KVBuilder
 from stretto.kvcache.store import KVEntry
 from stretto.kvcache.variant import KVVariant
-from stretto.operators.prompt import PromptParts
+from stretto.profiling.operator import ScoredRows
 from stretto.progress import Progress
 
 CHUNK_ROWS = 256  # rows whose caches are held in memory at once

@@ -13,10 +13,10 @@ from stretto.execution.cascade_executor import OperatorSource, PlanExecution, ex
 from stretto.operators.family import FamilySpec
 from stretto.optimizer.physical_plan import PhysicalPlan
 from stretto.optimizer.problem import PlanProblem, filter_sample
-from stretto.optimizer.profile import Profile, ProfileStore, row_keys
-from stretto.optimizer.sampling import profile_rows, profiling_sample, sample_seconds
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
+from stretto.profiling.profile import Profile, ProfileStore, row_keys
+from stretto.profiling.sample import profile_rows, profiling_sample, sample_seconds
 
 
 class Optimizer(Protocol):

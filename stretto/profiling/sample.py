@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 from stretto.errors import OptimizerError
-from stretto.optimizer.profile import CandidateOperator, Profile, ProfileStore, profile_of, row_keys
 from stretto.plan.template import Template
+from stretto.profiling.operator import CandidateOperator
+from stretto.profiling.profile import Profile, ProfileStore, profile_of, row_keys
 from stretto.progress import phase
 
 

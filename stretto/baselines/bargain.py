@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from BARGAIN import BARGAIN_PR, Oracle, Proxy
 
-from baselines.proxy import per_filter_targets, proxy_index
+from stretto.baselines.proxy import per_filter_targets, proxy_index
 from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step
 from stretto.optimizer.problem import PlanProblem
 from stretto.optimizer.simulate import plan_on_sample

@@ -1,0 +1,10 @@
+"""The engine: one query (sample -> profile -> optimize -> execute) and a multi-table pipeline of them.
+
+A plain library (no Hydra, no MLflow): `query.py` runs one semantic query over one table, `pipeline.py` runs
+relational steps, blocking and semantic joins around it.
+"""
+
+from stretto.engine.pipeline import PipelineRun, run_pipeline
+from stretto.engine.query import Optimizer, QueryRun, plan_problem, profile_query, run_query
+
+__all__ = ["Optimizer", "PipelineRun", "QueryRun", "plan_problem", "profile_query", "run_pipeline", "run_query"]
