@@ -26,6 +26,12 @@ class GeneratedRows:
     tokens: np.ndarray  # int64
     truncated: int
 
+    @classmethod
+    def of(cls, answers: list[tuple[str, float]], seconds: np.ndarray, tokens: np.ndarray, truncated: int):
+        """From one (text, log-probability) answer per row."""
+        logprobs = np.array([a[1] for a in answers], dtype=np.float32)
+        return cls([a[0] for a in answers], logprobs, seconds, tokens, truncated)
+
 
 def stop_ids(tokenizer) -> set[int]:
     ids = {tokenizer.eos_token_id, tokenizer.pad_token_id}

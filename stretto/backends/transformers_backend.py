@@ -9,8 +9,6 @@ steps of 0.125 and would tie many rows.
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,14 +16,13 @@ import torch
 from transformers import DynamicCache
 
 from stretto.backends.base import operator_identity
+from stretto.backends.batching import encode_all, encode_prompt, timed_batches
 from stretto.backends.generation import GeneratedRows, greedy_continue
 from stretto.backends.model_loader import LoadedModel
 from stretto.backends.prompt import PromptParts
-from stretto.errors import ContextLengthError, ModelError
+from stretto.errors import ModelError
 from stretto.profiling.operator import ScoredRows
 from stretto.progress import Progress
-
-log = logging.getLogger(__name__)
 
 YES_VARIANTS = ("Yes", " Yes", "YES", " YES")
 NO_VARIANTS = ("No", " No", "NO", " NO")
@@ -39,22 +36,6 @@ def _single_token_ids(tokenizer, words: Sequence[str]) -> list[int]:
         if len(encoded) == 1 and encoded[0] not in ids:
             ids.append(encoded[0])
     return ids
-
-
-def encode_prompt(loaded, parts: PromptParts, max_tokens: int, on_long_text: str) -> tuple[list[int], bool]:
-    """Token ids of prefix + suffix, each tokenized on its own (so every question shares the document's ids);
-    an over-long document is cut at its end (or refused). Every backend sends the model exactly these ids."""
-    tok = loaded.tokenizer
-    prefix = tok.encode(parts.prefix, add_special_tokens=False)
-    suffix = tok.encode(parts.suffix, add_special_tokens=False)
-    if len(prefix) + len(suffix) <= max_tokens:
-        return prefix + suffix, False
-    if on_long_text == "error" or len(suffix) >= max_tokens:
-        raise ContextLengthError(
-            f"a text of {len(prefix) + len(suffix)} tokens exceeds the context of {max_tokens} tokens "
-            f"for model '{loaded.identity}' (set on_long_text=truncate to cut long documents at their end)"
-        )
-    return prefix[: max_tokens - len(suffix)] + suffix, True
 
 
 class TransformersBackend:
@@ -138,46 +119,26 @@ class TransformersBackend:
         score = torch.logsumexp(logits[:, : self.n_yes], -1) - torch.logsumexp(logits[:, self.n_yes :], -1)
         return score.cpu().numpy().astype(np.float32)
 
-    def _encode_all(self, prompts: Sequence[PromptParts]) -> tuple[list[list[int]], int]:
-        encoded = [self.encode(p) for p in prompts]
-        truncated = sum(cut for _, cut in encoded)
-        if truncated:
-            log.warning(
-                "%d of %d texts exceeded %d tokens and were cut at their end", truncated, len(prompts), self.max_tokens
-            )
-        return [e for e, _ in encoded], truncated
-
-    def _in_batches(self, ids: list[list[int]], run, desc: str, progress: bool) -> tuple[list, np.ndarray]:
-        """run(batch) -> one output per row, over length-sorted batches; per-row seconds = batch time shared."""
-        order = np.argsort([len(x) for x in ids], kind="stable")
-        outputs: list = [None] * len(ids)
-        seconds = np.zeros(len(ids), dtype=np.float64)
+    def _in_batches(self, prompts: Sequence[PromptParts], run, desc: str, progress: bool):
+        """run(batch of token ids) -> one output per row, over length-sorted batches (the shared timing loop)."""
+        encoded = encode_all(self.loaded, prompts, self.max_tokens, self.on_long_text)
+        ids, tokens = encoded.ids, encoded.tokens
         with Progress(len(ids), desc, unit="row", enabled=progress) as bar:
-            for start in range(0, len(ids), self.batch_size):
-                rows = order[start : start + self.batch_size]
-                began = time.perf_counter()
-                for i, out in zip(rows, run([ids[i] for i in rows]), strict=True):
-                    outputs[i] = out
-                seconds[rows] = (time.perf_counter() - began) / len(rows)
-                bar.update(len(rows))
-        return outputs, seconds
+            outputs, seconds = timed_batches(len(ids), lambda rows: run([ids[i] for i in rows]),
+                                             batch_size=self.batch_size, bar=bar, sort_key=tokens)  # fmt: skip
+        return outputs, seconds, tokens, encoded.truncated
 
     def score(self, prompts: Sequence[PromptParts], *, desc: str = "scoring", progress: bool = True) -> ScoredRows:
         """Score every prompt; batches are formed from length-sorted rows to waste little on padding."""
-        ids, truncated = self._encode_all(prompts)
-        scores, seconds = self._in_batches(ids, self.score_batch, desc, progress)
-        tokens = np.array([len(x) for x in ids], dtype=np.int64)
+        scores, seconds, tokens, truncated = self._in_batches(prompts, self.score_batch, desc, progress)
         return ScoredRows(np.array(scores, dtype=np.float32), seconds, tokens, truncated)
 
     def generate(self, prompts: Sequence[PromptParts], *, desc: str = "extracting", progress: bool = True):
         """Greedy short answers (extraction), batched like `score`."""
-        ids, truncated = self._encode_all(prompts)
 
         def run(batch: list[list[int]]) -> list[tuple[str, float]]:
             texts, logprobs = self.generate_batch(batch)
             return list(zip(texts, logprobs.tolist(), strict=True))
 
-        answers, seconds = self._in_batches(ids, run, desc, progress)
-        tokens = np.array([len(x) for x in ids], dtype=np.int64)
-        return GeneratedRows([a[0] for a in answers], np.array([a[1] for a in answers], np.float32), seconds,
-                             tokens, truncated)  # fmt: skip
+        answers, seconds, tokens, truncated = self._in_batches(prompts, run, desc, progress)
+        return GeneratedRows.of(answers, seconds, tokens, truncated)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -29,10 +28,11 @@ from typing import Any
 import numpy as np
 
 from stretto.backends.base import operator_identity
+from stretto.backends.batching import encode_all, timed_batches
 from stretto.backends.generation import MAX_ANSWER_TOKENS, GeneratedRows
 from stretto.backends.model_loader import ModelSource, model_location, resolve
 from stretto.backends.prompt import PromptParts
-from stretto.backends.transformers_backend import NO_VARIANTS, YES_VARIANTS, encode_prompt
+from stretto.backends.transformers_backend import NO_VARIANTS, YES_VARIANTS
 from stretto.errors import ModelError
 from stretto.profiling.operator import ScoredRows
 from stretto.progress import Progress
@@ -185,23 +185,12 @@ class VLLMBackend:
         to 0.15 in our check), so both backends see the same sequence.
         """
         self.warm_up()
-        encoded = [encode_prompt(self.loaded, p, self.max_tokens, self.on_long_text) for p in prompts]
-        ids = [e for e, _ in encoded]
-        n = len(ids)
-        outputs: list = [None] * n
-        seconds = np.zeros(n)
-        step = self.concurrency * 4
-        with ThreadPoolExecutor(self.concurrency) as pool, Progress(n, desc, enabled=progress) as bar:
-            for start in range(0, n, step):
-                batch = ids[start : start + step]
-                began = time.perf_counter()
-                answers = list(pool.map(one, batch))
-                wall = time.perf_counter() - began
-                for i, answer in enumerate(answers, start):
-                    outputs[i], seconds[i] = answer, wall / len(batch)
-                bar.update(len(batch))
-        tokens = np.array([len(x) for x in ids], dtype=np.int64)
-        return outputs, seconds, tokens, sum(cut for _, cut in encoded)
+        encoded = encode_all(self.loaded, prompts, self.max_tokens, self.on_long_text)
+        ids = encoded.ids
+        with ThreadPoolExecutor(self.concurrency) as pool, Progress(len(ids), desc, enabled=progress) as bar:
+            outputs, seconds = timed_batches(len(ids), lambda rows: list(pool.map(one, [ids[i] for i in rows])),
+                                             batch_size=self.concurrency * 4, bar=bar)  # fmt: skip
+        return outputs, seconds, encoded.tokens, encoded.truncated
 
     def score(self, prompts: Sequence[PromptParts], *, desc: str = "vllm", progress: bool = True) -> ScoredRows:
         scores, seconds, tokens, truncated = self._concurrent(prompts, self._score_one, desc, progress)
@@ -216,6 +205,4 @@ class VLLMBackend:
 
     def generate(self, prompts: Sequence[PromptParts], *, desc: str = "vllm", progress: bool = True) -> GeneratedRows:
         """Greedy short answers (extraction), stopped at the newline; confidence = the answer's log-probability."""
-        answers, seconds, tokens, truncated = self._concurrent(prompts, self._generate_one, desc, progress)
-        logprobs = np.array([a[1] for a in answers], dtype=np.float32)
-        return GeneratedRows([a[0] for a in answers], logprobs, seconds, tokens, truncated)
+        return GeneratedRows.of(*self._concurrent(prompts, self._generate_one, desc, progress))

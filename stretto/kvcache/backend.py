@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
+from stretto.backends.batching import timed_batches
 from stretto.backends.generation import GeneratedRows, greedy_continue
 from stretto.backends.prompt import PromptParts
 from stretto.backends.transformers_backend import TransformersBackend
@@ -145,24 +146,10 @@ class KVCachedBackend:
             began = time.perf_counter()
             entries.append(self.entry(p.prefix))
             seconds[i] = time.perf_counter() - began + built.pop(p.prefix, 0.0)
-        order = sorted(range(len(prompts)), key=lambda i: (questions[i], entries[i].n_kept))
-        outputs: list = [None] * len(prompts)
-        start = 0
-        while start < len(order):
-            rows = [order[start]]
-            while (
-                len(rows) < self.base.batch_size
-                and start + len(rows) < len(order)
-                and questions[order[start + len(rows)]] == questions[rows[0]]
-            ):
-                rows.append(order[start + len(rows)])
-            began = time.perf_counter()
-            for i, out in zip(rows, run([entries[i] for i in rows], list(questions[rows[0]])), strict=True):
-                outputs[i] = out
-            seconds[rows] += (time.perf_counter() - began) / len(rows)
-            bar.update(len(rows))
-            start += len(rows)
-        return outputs, seconds
+        sort_key = [(q, e.n_kept) for q, e in zip(questions, entries, strict=True)]
+        return timed_batches(len(prompts), lambda rows: run([entries[i] for i in rows], list(questions[rows[0]])),
+                             batch_size=self.base.batch_size, bar=bar, sort_key=sort_key, group=questions,
+                             seconds=seconds)  # fmt: skip
 
     def _tokens(self, prompts: Sequence[PromptParts]) -> np.ndarray:
         return np.array([len(self.loaded.tokenizer.encode(p.suffix, add_special_tokens=False)) for p in prompts])
@@ -175,5 +162,4 @@ class KVCachedBackend:
     def generate(self, prompts: Sequence[PromptParts], *, desc: str = "extracting", progress: bool = True):
         """Greedy short answers on the stored caches (extraction), batched like `score`."""
         answers, seconds = self._run(prompts, self.generate_batch, desc, progress)
-        texts, logprobs = [a[0] for a in answers], np.array([a[1] for a in answers], dtype=np.float32)
-        return GeneratedRows(texts, logprobs, seconds, self._tokens(prompts).astype(np.int64), 0)
+        return GeneratedRows.of(answers, seconds, self._tokens(prompts).astype(np.int64), 0)
