@@ -30,10 +30,9 @@ import pandas as pd
 from stretto.backends.model_loader import default_cache_dir, load_model
 from stretto.data.datasets import load_dataset
 from stretto.data.table import Table
-from stretto.engine.pipeline import embed_sides, pair_relation, qualified, run_pipeline
+from stretto.engine.pipeline import join_candidates, run_pipeline
 from stretto.evaluation.metrics import quality
 from stretto.experiment.cli import config_file
-from stretto.operators.blocking import top_k_pairs
 from stretto.operators.embedding import Embedder
 from stretto.operators.family import FamilySpec, LiveFamily
 from stretto.optimizer.gradient import GradientOptimizer
@@ -52,8 +51,7 @@ def rows_of(table: Table, positions: np.ndarray) -> Table:
 def calibrate_gold(pipeline, left: Table, right: Table, truth, source, family, store, embedder) -> dict:
     """The gold threshold with the best F1 against the true matches on the dev rows' candidate pairs."""
     join = pipeline.sem_join_step
-    lq, rq = qualified(left, join.left_alias), qualified(right, join.right_alias)
-    pairs = pair_relation(lq, rq, top_k_pairs(*embed_sides(join, lq, rq, embedder), join.k))
+    pairs = join_candidates(join, left, right, embedder)
     scores = answers(pairs, source.operator(join.template, family.gold_identity), store)["score"].to_numpy()
     y = np.array([p in truth for p in zip(pairs["fodors.id"], pairs["zagats.id"], strict=True)])
     f1 = {float(t): quality(scores > t, y).f1 for t in np.unique(scores)}

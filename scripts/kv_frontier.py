@@ -53,9 +53,10 @@ def workloads(docs: int, seed: int) -> dict[str, tuple[pd.DataFrame, Template, n
     }
 
 
-def timed_scores(backend, prompts, batch_size: int) -> tuple[np.ndarray, float]:
-    backend_batch = backend.base if isinstance(backend, KVCachedBackend) else backend
-    backend_batch.batch_size = batch_size
+BATCH_SIZES = {"single": 1, "batched": 8}
+
+
+def timed_scores(backend, prompts) -> tuple[np.ndarray, float]:
     began = time.perf_counter()
     scores = backend.score(prompts, progress=False).scores
     return scores, (time.perf_counter() - began) / len(prompts)
@@ -63,7 +64,7 @@ def timed_scores(backend, prompts, batch_size: int) -> tuple[np.ndarray, float]:
 
 def measure_model(name: str, variants, data, store: KVStore, max_tokens: int) -> list[dict]:
     loaded = load_model(name)
-    base = TransformersBackend(loaded, max_tokens=max_tokens)
+    bases = {k: TransformersBackend(loaded, batch_size=b, max_tokens=max_tokens) for k, b in BATCH_SIZES.items()}
     rows = []
     for dataset, (df, template, truth) in data.items():
         prompts = [filter_prompt(template, r, loaded.tokenizer) for r in df.to_dict("records")]
@@ -71,15 +72,14 @@ def measure_model(name: str, variants, data, store: KVStore, max_tokens: int) ->
         began = time.perf_counter()
         builder.build([p.prefix for p in prompts], progress=True)
         build_s = (time.perf_counter() - began) / len(prompts)  # one shared prefill for all variants
-        _, scratch_single = timed_scores(base, prompts, 1)
-        _, scratch_batched = timed_scores(base, prompts, 8)
+        _, scratch_single = timed_scores(bases["single"], prompts)
+        _, scratch_batched = timed_scores(bases["batched"], prompts)
         question = len(loaded.tokenizer.encode(prompts[0].suffix, add_special_tokens=False))
         doc_tokens = np.mean([len(loaded.tokenizer.encode(p.prefix, add_special_tokens=False)) for p in prompts])
         sizes = {r["variant"]: r["mb_per_entry"] for r in store.info() if loaded.identity.split("@")[0] in r["model"]}
         for variant in variants:
-            backend = KVCachedBackend(base, builder, variant)
-            scores, single = timed_scores(backend, prompts, 1)
-            _, batched = timed_scores(backend, prompts, 8)
+            scores, single = timed_scores(KVCachedBackend(bases["single"], builder, variant), prompts)
+            _, batched = timed_scores(KVCachedBackend(bases["batched"], builder, variant), prompts)
             rows.append(
                 {
                     "dataset": dataset,

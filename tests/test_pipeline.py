@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from stretto.data.table import Table
-from stretto.engine.pipeline import run_pipeline
+from stretto.engine.pipeline import join_candidates, run_pipeline
 from stretto.errors import QueryError
 from stretto.operators.family import FamilySpec
 from stretto.optimizer.gradient import GradientOptimizer, GradientSettings
@@ -146,6 +146,8 @@ def test_semantic_join_blocks_audits_and_charges_blocking_recall_to_the_recall_b
     found = {(int(lft), int(rgt)) for lft, rgt in zip(pairs["_left"], pairs["_right"], strict=True)}
     truth = {(i, i) for i in range(60)}
     assert len(found & truth) / len(truth) >= 0.7 and len(found & truth) / max(1, len(found)) >= 0.7
+    candidates = join_candidates(pipeline.sem_join_step, tables["a"], tables["b"], Vectors(), progress=False)
+    pd.testing.assert_frame_equal(candidates, run.relation.df[candidates.columns])  # what the block ran on
 
 
 def test_relational_blocking_key_is_exact():
@@ -159,6 +161,8 @@ def test_relational_blocking_key_is_exact():
     )  # fmt: skip
     assert run.blocking.candidates == 3 and run.blocking.recall_lower == 1.0
     assert sorted(run.result["r.note"]) == ["x", "z"]
+    candidates = join_candidates(pipeline.sem_join_step, tables["l"], tables["r"])
+    assert list(zip(candidates["l.text"], candidates["r.note"], strict=True)) == [("a", "x"), ("a", "y"), ("c", "z")]
 
 
 COLUMNS = {"fodors": ["name", "addr"], "zagats": ["name", "city"], "reviews": ["text", "id"]}

@@ -93,14 +93,10 @@ def block(
     began = time.perf_counter()
     all_pairs = len(left) * len(right)
     if join.on is not None:  # a relational key: exact, nothing missed
-        candidates = key_pairs(left, right, f"{join.left_alias}.{join.on[0]}", f"{join.right_alias}.{join.on[1]}")
+        candidates = _key_candidates(join, left, right)
         report = BlockingReport(len(candidates), all_pairs, 0, 0, 0, 1.0, time.perf_counter() - began, 0.0)
         return pair_relation(left, right, candidates), report
-    if embedder is None:
-        from stretto.operators.embedding import Embedder
-
-        embedder = Embedder()
-    left_vectors, right_vectors = embed_sides(join, left, right, embedder, progress=progress)
+    left_vectors, right_vectors = embed_sides(join, left, right, _embedder(embedder), progress=progress)
     embedding_seconds = time.perf_counter() - began
     window = top_k_pairs(left_vectors, right_vectors, join.window)
     audited = profiling_sample(len(left), sample_fraction, seed)
@@ -120,6 +116,29 @@ def block(
 
 def _subset(c: Candidates, keep: np.ndarray) -> Candidates:
     return Candidates(c.left[keep], c.right[keep], c.similarity[keep], c.rank[keep])
+
+
+def _key_candidates(join: SemJoin, left: pd.DataFrame, right: pd.DataFrame) -> Candidates:
+    return key_pairs(left, right, f"{join.left_alias}.{join.on[0]}", f"{join.right_alias}.{join.on[1]}")
+
+
+def _embedder(embedder):
+    if embedder is None:
+        from stretto.operators.embedding import Embedder
+
+        embedder = Embedder()
+    return embedder
+
+
+def join_candidates(join: SemJoin, left: Table, right: Table, embedder=None, *, progress: bool = True) -> pd.DataFrame:
+    """The candidate pairs blocking proposes for a semantic join (each left row's k nearest right rows by
+    embedding, or the rows sharing the join's key), as the relation its pair predicate reads: both sides'
+    columns as `alias.column`, without the audit of what blocking missed."""
+    lq, rq = qualified(left, join.left_alias), qualified(right, join.right_alias)
+    if join.on is not None:
+        return pair_relation(lq, rq, _key_candidates(join, lq, rq))
+    vectors = embed_sides(join, lq, rq, _embedder(embedder), progress=progress)
+    return pair_relation(lq, rq, top_k_pairs(*vectors, join.k))
 
 
 def run_pipeline(
