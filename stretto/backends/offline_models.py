@@ -27,10 +27,6 @@ class OfflineModel:
     size: int
     install_hint: str  # pip command that provides the parts
 
-    @property
-    def packages(self) -> tuple[str, ...]:
-        return tuple(module.replace("_", "-") for module, _ in self.parts)
-
     def gguf_filename(self) -> str:
         return f"{self.name}.gguf"
 
@@ -105,14 +101,6 @@ def part_paths(model: OfflineModel) -> list[Path]:
             "directory as the model path."
         )
     return paths
-
-
-def sha256_of(path: Path, chunk: int = 1 << 24) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def assemble_gguf(model: OfflineModel, target_dir: Path) -> Path:

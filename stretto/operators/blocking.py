@@ -2,8 +2,8 @@
 
 A semantic join keeps, for each left row, only its k nearest right rows by embedding similarity
 (or the rows sharing a relational key) and asks the LLM about those. Pairs outside the candidates
-are never answered, so the blocking step caps the join's recall: `blocking_recall` measures that
-cap where ground truth exists and `blocking_recall_bound` bounds it from a labelled sample.
+are never answered, so the blocking step caps the join's recall: `blocking_recall_bound` bounds that cap
+from a labelled sample.
 """
 
 from __future__ import annotations
@@ -38,10 +38,6 @@ class Candidates:
 
     def __len__(self) -> int:
         return len(self.left)
-
-    def pairs(self) -> set[tuple[int, int]]:
-        """The candidates as a set of (left position, right position)."""
-        return set(zip(self.left.tolist(), self.right.tolist(), strict=True))
 
 
 def _matrix(vectors: np.ndarray, side: str) -> np.ndarray:
@@ -96,14 +92,6 @@ def key_pairs(left: pd.DataFrame, right: pd.DataFrame, left_on: str, right_on: s
         similarity=np.ones(n, dtype=np.float32),
         rank=np.zeros(n, dtype=np.int64),
     )
-
-
-def blocking_recall(candidates: Candidates, true_pairs: set[tuple[int, int]]) -> float:
-    """The share of true (left position, right position) pairs that are among the candidates."""
-    if not true_pairs:
-        raise QueryError("blocking recall needs at least one true pair; the truth set is empty")
-    kept = candidates.pairs()
-    return sum((int(a), int(b)) in kept for a, b in true_pairs) / len(true_pairs)
 
 
 def blocking_recall_bound(found: int, missed: int, alpha: float) -> float:
