@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 from BARGAIN import BARGAIN_PR, Oracle, Proxy
 
-from stretto.baselines.proxy import per_filter_targets, proxy_index
-from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step
-from stretto.optimizer.problem import PlanProblem
-from stretto.optimizer.simulate import plan_on_sample
+from stretto.baselines.proxy import proxy_cascade_plan
+from stretto.optimizer.physical_plan import PhysicalPlan
+from stretto.optimizer.problem import FilterSample, PlanProblem
+from stretto.plan.targets import Targets
 
 
 @dataclass(frozen=True)
@@ -82,13 +82,9 @@ class BargainOptimizer:
         self.settings = settings or BargainSettings()
 
     def optimize(self, problem: PlanProblem) -> PhysicalPlan:
-        split = per_filter_targets(problem.targets, sum(not f.is_extract for f in problem.filters))
-        target = max(split.precision, split.recall)
-        cascades = [Cascade.gold_only(f.template, f.gold) for f in problem.filters if f.is_extract]
-        notes = {}  # extracts run on the gold extractor: it has no cascade for them
-        for f in (f for f in problem.filters if not f.is_extract):
-            i = proxy_index(f, self.settings.proxy)
-            lower, upper, t_r, t_p = thresholds(f.scores[i], f.labels, target, 1 - split.alpha, self.settings)
-            cascades.append(Cascade(f.template, (Step(f.candidates[i], lower, upper),), f.gold))
-            notes[f.template] = {"t_R": t_r, "t_P": t_p, "sample": len(f.labels)}
-        return plan_on_sample(problem, cascades, self.name, notes=notes)
+        def bargain_thresholds(f: FilterSample, scores: np.ndarray, split: Targets) -> tuple[float, float, dict]:
+            target = max(split.precision, split.recall)
+            lower, upper, t_r, t_p = thresholds(scores, f.labels, target, 1 - split.alpha, self.settings)
+            return lower, upper, {"t_R": t_r, "t_P": t_p, "sample": len(f.labels)}
+
+        return proxy_cascade_plan(problem, self.name, self.settings.proxy, bargain_thresholds)

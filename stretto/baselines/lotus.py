@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stretto.baselines.proxy import per_filter_targets, proxy_index
-from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step
-from stretto.optimizer.problem import PlanProblem
-from stretto.optimizer.simulate import plan_on_sample
+from stretto.baselines.proxy import proxy_cascade_plan
+from stretto.optimizer.physical_plan import PhysicalPlan
+from stretto.optimizer.problem import FilterSample, PlanProblem
+from stretto.plan.targets import Targets
 
 
 @dataclass(frozen=True)
@@ -130,19 +130,15 @@ class LotusOptimizer:
 
     def optimize(self, problem: PlanProblem) -> PhysicalPlan:
         s = self.settings
-        split = per_filter_targets(problem.targets, sum(not f.is_extract for f in problem.filters))
-        rng = np.random.default_rng(s.seed)
-        cascades = [Cascade.gold_only(f.template, f.gold) for f in problem.filters if f.is_extract]
-        notes = {}  # extracts run on the gold extractor: it has no cascade for them
-        for f in (f for f in problem.filters if not f.is_extract):
-            i = proxy_index(f, s.proxy)
-            edges = quantile_edges(f.scores[i], s.calibration_quantiles)
-            calibrated = calibrate(f.scores[i], edges)
+        rng = np.random.default_rng(s.seed)  # one stream over the filters, in their order
+
+        def lotus_thresholds(f: FilterSample, scores: np.ndarray, split: Targets) -> tuple[float, float, dict]:
+            edges = quantile_edges(scores, s.calibration_quantiles)
+            calibrated = calibrate(scores, edges)
             drawn, correction = importance_sample(calibrated, s.is_weight, len(calibrated), rng)
             tau_pos, tau_neg = learn_thresholds(
                 calibrated[drawn], f.labels[drawn], correction[drawn], split.precision, split.recall, 1 - split.alpha
             )
-            lower, upper = raw_thresholds(edges, tau_pos, tau_neg)
-            cascades.append(Cascade(f.template, (Step(f.candidates[i], lower, upper),), f.gold))
-            notes[f.template] = {"tau_pos": tau_pos, "tau_neg": tau_neg}
-        return plan_on_sample(problem, cascades, self.name, notes=notes)
+            return *raw_thresholds(edges, tau_pos, tau_neg), {"tau_pos": tau_pos, "tau_neg": tau_neg}
+
+        return proxy_cascade_plan(problem, self.name, s.proxy, lotus_thresholds)

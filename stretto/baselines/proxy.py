@@ -1,11 +1,22 @@
-"""What the per-operator baselines share: one proxy operator per filter and the per-filter split of the targets."""
+"""The proxy-cascade skeleton LOTUS and BARGAIN share: per filter, one proxy operator then the gold operator,
+the targets split evenly over the filters; only how the proxy's two thresholds are learned differs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
 from stretto.errors import OptimizerError
 from stretto.optimizer.ablations import share_targets
-from stretto.optimizer.problem import FilterSample
+from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step
+from stretto.optimizer.problem import FilterSample, PlanProblem
+from stretto.optimizer.simulate import plan_on_sample
 from stretto.plan.targets import Targets
+
+# (filter, the proxy's sample scores, the filter's share of the targets) -> (lower, upper, notes for the plan)
+Thresholds = Callable[[FilterSample, np.ndarray, Targets], tuple[float, float, dict[str, Any]]]
 
 UNCOMPRESSED = "/none@0.00"
 
@@ -30,3 +41,16 @@ def per_filter_targets(targets: Targets, n_filters: int) -> Targets:
     """The even split per-operator systems use: T^(1/n) each, confidence alpha^(1/n) (a union over n cascades)."""
     n_filters = max(1, n_filters)  # a plan of extracts only splits nothing
     return share_targets(targets, 1.0 / n_filters, n_filters)
+
+
+def proxy_cascade_plan(problem: PlanProblem, system: str, proxy: str | None, thresholds: Thresholds) -> PhysicalPlan:
+    """One proxy + gold cascade per filter, in filter order, its thresholds from `thresholds`; the targets split
+    per filter; extracts run on the gold extractor (these systems have no cascade for them)."""
+    split = per_filter_targets(problem.targets, sum(not f.is_extract for f in problem.filters))
+    cascades = [Cascade.gold_only(f.template, f.gold) for f in problem.filters if f.is_extract]
+    notes = {}
+    for f in (f for f in problem.filters if not f.is_extract):
+        i = proxy_index(f, proxy)
+        lower, upper, notes[f.template] = thresholds(f, f.scores[i], split)
+        cascades.append(Cascade(f.template, (Step(f.candidates[i], lower, upper),), f.gold))
+    return plan_on_sample(problem, cascades, system, notes=notes)
