@@ -24,16 +24,15 @@ import pandas as pd
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
+from stretto.api import family_spec, operator_source
 from stretto.data.datasets import load_dataset
 from stretto.engine import run_query
 from stretto.evaluation.plan_quality import check_targets, human_decisions
 from stretto.execution.gold import gold_only_seconds, silver_decisions
-from stretto.operators.family import FamilySpec, ReplayFamily
 from stretto.optimizer.ablations import LocalOptimizer
 from stretto.optimizer.gradient import GradientOptimizer, GradientSettings
 from stretto.plan.targets import Targets
 from stretto.plan.workload import Workload
-from stretto.profiling.profile import Profile
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = [(0.5, 0.5), (0.7, 0.7), (0.9, 0.9)]
@@ -53,10 +52,11 @@ def main() -> None:
 
     workload = Workload.of(OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "workload" / f"{args.workload}.yaml")))
     table = load_dataset(workload.dataset)[workload.table]
-    recording = Profile.load(ROOT / "recordings" / f"{args.workload}.parquet")
-    spec = FamilySpec.of(OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "family" / "default.yaml")))
-    source = ReplayFamily(spec, recording)
+    recording = ROOT / "recordings" / f"{args.workload}.parquet"
+    spec = family_spec("default")
+    source = operator_source(spec, "replay", recording=recording)
     nocomp = spec.without_compression()
+    nocomp_source = operator_source(nocomp, "replay", recording=recording)
 
     queries, skipped = [], 0
     truth = {}
@@ -85,7 +85,7 @@ def main() -> None:
                 systems += [("local", LocalOptimizer(GradientSettings(seed=seed)), spec)]
                 systems += [("no_compression", GradientOptimizer(GradientSettings(seed=seed)), nocomp)]
             for system, optimizer, family in systems:
-                replay = ReplayFamily(family, recording)
+                replay = source if family is spec else nocomp_source
                 run = run_query(
                     table,
                     q,

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from stretto.api import family_spec, operator_source
 from stretto.backends.model_loader import default_cache_dir
 from stretto.data.datasets import load_dataset
 from stretto.engine.pipeline import run_pipeline
 from stretto.evaluation.metrics import quality
 from stretto.experiment.cli import config_file
-from stretto.operators.family import FamilySpec, LiveFamily
 from stretto.optimizer.gradient import GradientOptimizer
 from stretto.plan.pipeline import Pipeline
 from stretto.plan.query import SemFilter
@@ -53,8 +53,8 @@ def main() -> None:
 
     tables = load_dataset("medical")
     base = Pipeline.of(config_file("pipeline", "medical_digestive_patients"))
-    family = FamilySpec.of(config_file("family", "default"))
-    source = LiveFamily(family)
+    family = family_spec("default")
+    source = operator_source(family, "transformers")
     store = ProfileStore(args.store)
     # The offline step, not timed: every description's KV caches stored for every (model, variant), so that
     # profiling, execution and the gold-only reference all answer from stored caches alike.

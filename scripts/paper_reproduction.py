@@ -31,17 +31,16 @@ import pandas as pd
 from hydra import compose, initialize_config_dir
 from tqdm import tqdm
 
+from stretto.api import family_spec, operator_source
 from stretto.data.datasets import load_dataset
 from stretto.execution.gold import silver_decisions
 from stretto.experiment.cli import CONF_DIR, config_file  # registers the config's resolvers
-from stretto.experiment.optimized_run import run_optimized
 from stretto.experiment.plots import draw_all, runs_frame
+from stretto.experiment.run import run_job
 from stretto.experiment.sweep import run_cell
 from stretto.experiment.systems import COMPARED, system_overrides
-from stretto.operators.family import FamilySpec, ReplayFamily
 from stretto.plan.query_generator import generate
 from stretto.plan.workload import Workload
-from stretto.profiling.profile import Profile
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = (0.5, 0.7, 0.9)
@@ -54,8 +53,8 @@ def usable_queries(dataset: str, min_positives: int, filters, extracts) -> tuple
     total."""
     workload = Workload.of(config_file("workload", dataset))
     table = load_dataset(workload.dataset)[workload.table]
-    spec = FamilySpec.of(config_file("family", "default"))
-    source = ReplayFamily(spec, Profile.load(ROOT / "recordings" / f"{dataset}.parquet"))
+    spec = family_spec("default")
+    source = operator_source(spec, "replay", recording=ROOT / "recordings" / f"{dataset}.parquet")
     queries = generate(workload, filters, len(workload.conjunctions(filters, extracts)), 0, extracts)
     usable = [
         i for i, q in enumerate(queries) if silver_decisions(table, q, source, spec).all(axis=0).sum() >= min_positives
@@ -151,7 +150,7 @@ def main() -> None:
             ]
             for index, seed, target, system in tqdm(cells, desc=dataset):
                 cfg = compose("config", overrides=cell_overrides(dataset, index, count, seed, target, system, args))
-                run_cell(cfg, run_optimized, system)
+                run_cell(cfg, run_job, system)
     tracking = {"uri": f"sqlite:///{args.mlflow_dir}/mlflow.db", "experiment": args.experiment}
     runs = runs_frame(tracking, args.sweep)
     runs = runs[runs.dataset.isin(args.datasets) & runs.system.isin(args.systems)]

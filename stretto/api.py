@@ -72,9 +72,14 @@ def operator_source(
     device: str = "cpu",
     budget_gb: float | None = None,
     stored: bool = True,
+    kv_dir: str | Path | None = None,
+    max_tokens: int | None = None,
+    on_long_text: str = "truncate",
 ) -> OperatorSource:
-    """Where the family's operators get their answers: the real models (`transformers`, on stored KV caches),
-    a recording of them (`replay`, no model), or any object with `operator(template, identity)`."""
+    """Where the family's operators get their answers: the real models (`transformers`, on stored KV caches
+    under `kv_dir`, default <cache_dir>/kv, or from scratch with `stored=False`; a vLLM server for the models
+    the family serves), a recording of them (`replay`, no model), or any object with `operator(template,
+    identity)`. The harness (`stretto run`, `compare`, `pipeline`) and the scripts build their sources here."""
     if not isinstance(backend, str):
         return backend
     if backend == "replay":
@@ -94,6 +99,9 @@ def operator_source(
             device=device,
             budget_gb=budget_gb,
             stored=stored,
+            kv_dir=Path(kv_dir) if kv_dir is not None else None,
+            max_tokens=max_tokens,
+            on_long_text=on_long_text,
         )
     raise QueryError(f"unknown backend '{backend}'; choose one of {list(BACKENDS)} or pass an operator source")
 

@@ -22,14 +22,17 @@ def stretto(*args: str, tmp_path) -> subprocess.CompletedProcess:
 def test_config_groups_compose_and_gold_is_one_override():
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("config")
-        assert cfg.operators.model == "qwen-0.5b" and cfg.dataset.name == "movie"
+        assert cfg.family.model == "qwen-0.5b" and cfg.dataset.name == "movie" and cfg.optimizer.name == "none"
         assert [f.template for f in cfg.query.filters] == [
             "{reviewtext} is clearly positive",
             "{reviewtext} mentions excellent acting",
         ]
-        assert compose("config", overrides=["operators=qwen_1_5b"]).operators.model == "qwen-1.5b"
+        gold = compose("config", overrides=["family=qwen_1_5b"]).family
+        assert gold.model == "qwen-1.5b" and gold.gold.model == "qwen-1.5b" and not gold.models
+        assert compose("config", overrides=["optimizer=stretto"]).family.name == "default"
+        assert compose("config", overrides=["experiment=optimized_movie", "optimizer=none"]).family.name == "default"
         assert compose("config", overrides=["experiment=main"]).tracking.experiment == "main"
-        for group in ("dataset", "query", "operators", "backend", "targets", "tracking", "paths", "hydra"):
+        for group in ("dataset", "query", "family", "backend", "targets", "tracking", "paths", "hydra"):
             assert (CONF_DIR / group).is_dir()
 
 
@@ -37,7 +40,7 @@ def test_config_groups_compose_and_gold_is_one_override():
     "override,message",
     [
         ("dataset.name=nope", "unknown dataset 'nope'"),
-        ("operators.model=gpt-17", "unknown model 'gpt-17'"),
+        ("family.model=gpt-17", "unknown model 'gpt-17'"),
         ("targets.precision=1.5", "target precision=1.5 is outside the open interval"),
         ("query.filters=[{template: 'is clearly positive'}]", "names no column"),
         ("query.filters=[{template: '{review} is positive'}]", "refers to column(s) ['review']"),
@@ -63,7 +66,7 @@ def test_main_job_on_a_slice_logs_to_mlflow(tmp_path):
     run = runs.iloc[0]
     assert run["metrics.rows_in"] == 12 and run["metrics.filter0.rows_seen"] == 12
     assert 0 <= run["metrics.filter0.precision"] <= 1 and run["params.dataset.name"] == "movie"
-    assert run["params.operators.model"] == "qwen-0.5b"
+    assert run["params.family.model"] == "qwen-0.5b" and run["params.family.gold.threshold"] == "0.0"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run["run_id"])}
     assert {"result.csv", "scores.csv"} <= artifacts
     assert (tmp_path / "out" / "result.csv").is_file()
@@ -71,8 +74,8 @@ def test_main_job_on_a_slice_logs_to_mlflow(tmp_path):
 
 @pytest.mark.model
 def test_cache_build_then_run_on_stored_caches(tmp_path):
-    kv = [f"kv.store_dir={tmp_path}/kv", "dataset.limit=6"]
-    done = stretto("kv=stored", "kv.variant.press=knorm", "kv.variant.ratio=0.5", *kv, tmp_path=tmp_path)
+    kv = [f"paths.kv_dir={tmp_path}/kv", "dataset.limit=6", "family.stored=true", "family.press=knorm"]
+    done = stretto("family.ratio=0.5", *kv, tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "/knorm@0.50" in done.stdout and "rows in / out     6 /" in done.stdout
     damaged = sorted((tmp_path / "kv").rglob("*.safetensors"))[0]
@@ -84,9 +87,7 @@ def test_cache_build_then_run_on_stored_caches(tmp_path):
             "stretto.experiment.cli",
             "cache",
             "build",
-            "kv=stored",
-            "kv.variant.press=knorm",
-            "kv.variant.ratio=0.5",
+            "family.ratio=0.5",
             "progress=false",
             f"hydra.run.dir={tmp_path}/out2",
             *kv,
@@ -103,10 +104,10 @@ def test_cache_build_then_run_on_stored_caches(tmp_path):
 
 @pytest.mark.parametrize(
     "override,message",
-    [("kv.variant.press=snapkv", "unknown press 'snapkv'"), ("kv.variant.ratio=1.0", "outside [0, 1)")],
+    [("family.press=snapkv", "unknown press 'snapkv'"), ("family.ratio=1.0", "outside [0, 1)")],
 )
 def test_bad_kv_variant_is_refused(override, message, tmp_path):
-    done = stretto("kv=stored", "kv.variant.press=knorm", override, tmp_path=tmp_path)
+    done = stretto("family.stored=true", "family.press=knorm", override, tmp_path=tmp_path)
     assert done.returncode == 2 and message in done.stdout + done.stderr
 
 
@@ -140,3 +141,23 @@ def test_optimized_run_rejects_bad_input(override, message, tmp_path):
     done = stretto("experiment=optimized_movie", override, tmp_path=tmp_path)
     assert done.returncode == 2, done.stderr[-2000:]
     assert message in done.stdout + done.stderr
+
+
+def test_single_operator_run_replays_as_a_one_step_plan(tmp_path):
+    done = stretto("backend=replay", "dataset.limit=200", "family.threshold=0.1", tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "with qwen2.5-coder-0.5b-instruct" in done.stdout and "/none@0.00>0.1" in done.stdout
+    assert "rows in / out     200 /" in done.stdout and "vs human labels" in done.stdout
+    plan = (tmp_path / "out" / "plan.yaml").read_text()
+    assert "system: none" in plan and "steps: []" in plan  # the gold operator of a one-member family: one step
+
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    run = mlflow.search_runs(experiment_names=["stretto"]).iloc[0]
+    assert run["metrics.filter0.rows_seen"] == 200 and run["params.backend.name"] == "replay"
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.run_id)}
+    assert {"result.csv", "scores.csv", "plan.yaml"} <= artifacts
+    scores = pd.read_csv(tmp_path / "out" / "scores.csv")  # the model's own log-odds, NaN where a filter never looked
+    assert (scores.score_0 > 0.1).sum() == run["metrics.filter0.rows_kept"] == scores.score_1.notna().sum()

@@ -1,4 +1,5 @@
-"""The executor's row flow with a scripted operator (no model): short-circuiting and accounting."""
+"""The one executor's row flow for a single-operator run (a one-step plan per filter) with a scripted operator (no
+model): short-circuiting and accounting."""
 
 from dataclasses import dataclass
 
@@ -6,7 +7,9 @@ import numpy as np
 import pandas as pd
 
 from stretto.data.table import Table
-from stretto.execution.filter_executor import execute_filters
+from stretto.engine import one_operator_plan
+from stretto.execution.cascade_executor import execute_plan
+from stretto.operators.family import FamilySpec
 from stretto.plan.query import Query
 from stretto.plan.template import Template
 from stretto.profiling.operator import ScoredRows
@@ -28,8 +31,25 @@ class ScriptedFilter:
         texts = rows["text"].tolist()
         self.seen += texts
         n = len(texts)
-        scores = np.array([self.table[t] for t in texts], dtype=np.float32)
+        scores = np.array([self.table[t] - self.threshold for t in texts], dtype=np.float32)
         return ScoredRows(scores, np.full(n, 0.5), np.full(n, 10), 0)
+
+
+class Scripted:
+    """An operator source: each template's scripted operator, whatever identity is asked for."""
+
+    def __init__(self, *operators: ScriptedFilter) -> None:
+        self.by_template = {op.template.text: op for op in operators}
+
+    def operator(self, template, identity):
+        return self.by_template[template.text]
+
+
+ONE = FamilySpec.of({"gold": {"model": "qwen-0.5b"}})  # one member: one operator, on every row
+
+
+def run_one(table, query, *operators):
+    return execute_plan(table, one_operator_plan(query, ONE), Scripted(*operators), progress=False)
 
 
 def test_second_filter_sees_only_rows_the_first_kept():
@@ -38,11 +58,11 @@ def test_second_filter_sees_only_rows_the_first_kept():
     query = Query.of("t", [{"template": "{text} is one"}, {"template": "{text} is two"}])
     first = ScriptedFilter(query.filters[0].template, {"a": 2.0, "b": -1.0, "c": 0.5, "d": 3.0})
     second = ScriptedFilter(query.filters[1].template, {"a": 1.0, "c": -0.2, "d": 0.1}, threshold=0.05)
-    run = execute_filters(table, query, [first, second], progress=False)
+    run = run_one(table, query, first, second)
     assert second.seen == ["a", "c", "d"]
     assert run.result["text"].tolist() == ["a", "d"]
-    assert np.isnan(run.scores["score_1"].iloc[1])  # "b" never reached the second filter
-    assert [(s.rows_seen, s.rows_kept) for s in run.stats] == [(4, 3), (3, 2)]
+    assert np.isnan(run.scores[1][1])  # "b" never reached the second filter
+    assert [(s.tuples, s.kept) for s in run.stats] == [(4, 3), (3, 2)]
     assert run.stats[1].seconds == 1.5 and run.stats[1].tokens == 30
 
 
@@ -52,5 +72,6 @@ def test_no_rows_left_skips_later_filters():
     query = Query.of("t", [{"template": "{text} x"}, {"template": "{text} y"}])
     first = ScriptedFilter(query.filters[0].template, {"a": -1.0, "b": -2.0})
     second = ScriptedFilter(query.filters[1].template, {})
-    run = execute_filters(table, query, [first, second], progress=False)
-    assert run.rows_out == 0 and second.seen == [] and run.stats[1].rows_seen == 0
+    run = run_one(table, query, first, second)
+    assert not run.kept.any() and second.seen == [] and len(run.stats) == 1  # the second never ran
+    assert np.isnan(run.scores[1]).all()

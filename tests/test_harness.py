@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 
 from stretto.errors import QueryError
 from stretto.experiment.cli import CONF_DIR
-from stretto.experiment.optimized_run import run_optimized
 from stretto.experiment.plots import draw_all, runs_frame
+from stretto.experiment.run import run_job
 from stretto.experiment.sweep import cell_key, run_cell
 from stretto.experiment.systems import system_label, system_overrides
 from stretto.plan.query_generator import describe, generate, generated_query
@@ -51,14 +51,14 @@ def cell(tmp_path, *overrides: str):
 
 def test_sweep_skips_finished_cells_and_reruns_failed_ones(tmp_path):
     lotus = cell(tmp_path, *system_overrides("lotus"))
-    first = run_cell(lotus, run_optimized, "lotus")
-    again = run_cell(lotus, run_optimized, "lotus")
-    assert again["skipped"] == first["mlflow_run_id"]
-    assert again["metrics"]["execution_seconds"] == pytest.approx(first["metrics"]["execution_seconds"])
+    first = run_cell(lotus, run_job, "lotus")
+    again = run_cell(lotus, run_job, "lotus")
+    assert again.skipped.run_id == first.mlflow_run_id and again.skipped.status == "finished"
+    assert again.metrics["execution_seconds"] == pytest.approx(first.metrics["execution_seconds"])
 
     other_seed = cell(tmp_path, *system_overrides("lotus"), "seed=1")
     assert cell_key(other_seed) != cell_key(lotus)
-    assert "mlflow_run_id" in run_cell(other_seed, run_optimized, "lotus")
+    assert run_cell(other_seed, run_job, "lotus").mlflow_run_id
 
     gold = cell(tmp_path, *system_overrides("gold_only"))
 
@@ -67,7 +67,7 @@ def test_sweep_skips_finished_cells_and_reruns_failed_ones(tmp_path):
 
     with pytest.raises(RuntimeError):
         run_cell(gold, crash, "gold_only")
-    assert "mlflow_run_id" in run_cell(gold, run_optimized, "gold_only")  # the failed cell runs again
+    assert run_cell(gold, run_job, "gold_only").mlflow_run_id  # the failed cell runs again
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["optimized"])
@@ -85,7 +85,7 @@ def test_plots_render_from_a_small_mlflow_store(tmp_path):
         for target in ("0.5", "0.7"):
             cfg = cell(tmp_path, *system_overrides(system), f"targets.precision={target}", f"targets.recall={target}")
             assert system_label(cfg) == system
-            run_cell(cfg, run_optimized, system)
+            run_cell(cfg, run_job, system)
     tracking = {"uri": f"sqlite:///{tmp_path}/mlruns/mlflow.db", "experiment": "optimized"}
     runs = runs_frame(tracking, "test")
     assert len(runs) == 8 and set(runs.target) == {"0.5/0.5", "0.7/0.7"}

@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import time
-from types import SimpleNamespace
 
 import mlflow
 import numpy as np
@@ -16,10 +15,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-import stretto.experiment.optimized_run as optimized_run
 import stretto.experiment.run as run_module
 from stretto.experiment import cli
 from stretto.experiment.plots import runs_frame
+from stretto.experiment.result import JobResult, Skipped
 from stretto.experiment.sweep import CELL_TAG, OWNER_TAG, PARENT_TAG, cell_key, parent_run, run_cell, this_owner
 from stretto.experiment.tracking import experiment_id, log_run
 from stretto.profiling.operator import ScoredRows
@@ -108,20 +107,20 @@ def test_rerun_in_new_output_folders_skips_every_finished_cell(tmp_path, capsys)
 def test_interrupted_sweep_keeps_its_finished_cells_and_the_next_runs_the_rest(tmp_path, capsys, monkeypatch):
     sweep = ["-m", *REPLAY, "optimizer=lotus", "targets.precision=0.5,0.7,0.9", "tracking.sweep=s2"]
     sweep.append(f"paths.mlflow_dir={tmp_path}/mlruns")
-    real = optimized_run.run_optimized
+    real = run_module.run_job
 
     def ctrl_c_in_the_second_cell(cfg, **kwargs):
         if cfg.targets.precision == 0.7:
             signal.raise_signal(signal.SIGINT)  # the user's Ctrl-C, half-way through the sweep
         return real(cfg, **kwargs)
 
-    monkeypatch.setattr(optimized_run, "run_optimized", ctrl_c_in_the_second_cell)
+    monkeypatch.setattr(run_module, "run_job", ctrl_c_in_the_second_cell)
     with pytest.raises((KeyboardInterrupt, SystemExit)):
         stretto(capsys, "run", *sweep, f"hydra.sweep.dir={tmp_path}/first")
     kids = children(tmp_path, "optimized", "s2")
     assert sorted(kids.status) == ["FINISHED", "KILLED"]  # the third cell never started
 
-    monkeypatch.setattr(optimized_run, "run_optimized", real)
+    monkeypatch.setattr(run_module, "run_job", real)
     again = stretto(capsys, "run", *sweep, f"hydra.sweep.dir={tmp_path}/again")
     assert again.count("finished before") == 1 and ran(again) == 2
     kids = children(tmp_path, "optimized", "s2")
@@ -142,36 +141,40 @@ def test_a_cell_whose_owner_died_runs_again_and_a_live_one_is_left_alone(tmp_pat
 
     def job(cfg, **kwargs):
         ran.append(kwargs["run_id"])
-        return {"mlflow_run_id": log_run(cfg.tracking, {}, {"x": 1.0}, [], run_id=kwargs["run_id"])}
+        return JobResult({"x": 1.0}, mlflow_run_id=log_run(cfg.tracking, {}, {"x": 1.0}, [], run_id=kwargs["run_id"]))
 
     first = run_cell(cfg, job, "lotus")  # the SIGKILLed owner's cell (RUNNING, its pid gone) runs again
-    assert first["mlflow_run_id"] == ran[0] != killed and client.get_run(killed).info.status == "KILLED"
-    assert run_cell(cfg, job, "lotus")["status"] == "finished" and len(ran) == 1
+    assert first.mlflow_run_id == ran[0] != killed and client.get_run(killed).info.status == "KILLED"
+    assert run_cell(cfg, job, "lotus").skipped.status == "finished" and len(ran) == 1
 
     other = composed("optimizer=lotus", "seed=7", "tracking.sweep=s3", f"paths.mlflow_dir={tmp_path}/mlruns")
     live = {**tags, CELL_TAG: cell_key(other), OWNER_TAG: this_owner()}  # claimed by a process that still runs
     running = client.create_run(exp, tags=live).info.run_id
-    assert run_cell(other, job, "lotus") == {
-        "skipped": running, "status": "running", "cell": cell_key(other), "sweep": "s3", "metrics": {}
-    }  # fmt: skip
+    skipped = run_cell(other, job, "lotus")
+    assert skipped.skipped == Skipped(running, "running", cell_key(other), "s3") and skipped.metrics == {}
     assert len(ran) == 1
 
 
-class FakeScorer:
-    """optimizer=none's one operator without a model: a fixed score per prompt."""
+class FakeOperator:
+    """optimizer=none's one operator without a model: a fixed score per row."""
 
-    loaded = SimpleNamespace(tokenizer=SimpleNamespace(chat_template=None))
-    identity = "fake"
+    def __init__(self, template, identity):
+        self.template, self.identity = template, identity
 
-    def score(self, prompts, *, desc="", progress=False) -> ScoredRows:
-        n = len(prompts)
-        scores = np.array([len(p.prefix) % 7 - 3 for p in prompts], dtype=np.float32)
+    def score(self, rows, *, progress=False) -> ScoredRows:
+        n = len(rows)
+        scores = np.array([len(t) % 7 - 3 for t in rows["reviewtext"]], dtype=np.float32)
         return ScoredRows(scores, np.full(n, 0.01), np.ones(n, dtype=np.int64), 0)
 
 
+class FakeSource:
+    def operator(self, template, identity):
+        return FakeOperator(template, identity)
+
+
 def test_sweep_without_optimizer_has_a_parent_and_resumes(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(run_module, "configured_backend", lambda cfg, variants: FakeScorer())
-    sweep = ["-m", "dataset.limit=20", "progress=false", "operators.threshold=-1,1", "tracking.sweep=n1"]
+    monkeypatch.setattr(run_module, "configured_source", lambda cfg, spec: FakeSource())
+    sweep = ["-m", "dataset.limit=20", "progress=false", "family.threshold=-1,1", "tracking.sweep=n1"]
     sweep.append(f"paths.mlflow_dir={tmp_path}/mlruns")
     first = stretto(capsys, "run", *sweep, f"hydra.sweep.dir={tmp_path}/first")
     assert first.count("rows in / out     20 /") == 2

@@ -5,6 +5,15 @@ relational steps, blocking and semantic joins around it.
 """
 
 from stretto.engine.pipeline import PipelineRun, run_pipeline
-from stretto.engine.query import Optimizer, QueryRun, plan_problem, profile_query, run_query
+from stretto.engine.query import Optimizer, QueryRun, one_operator_plan, plan_problem, profile_query, run_query
 
-__all__ = ["Optimizer", "PipelineRun", "QueryRun", "plan_problem", "profile_query", "run_pipeline", "run_query"]
+__all__ = [
+    "Optimizer",
+    "PipelineRun",
+    "QueryRun",
+    "one_operator_plan",
+    "plan_problem",
+    "profile_query",
+    "run_pipeline",
+    "run_query",
+]

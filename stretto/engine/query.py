@@ -11,7 +11,7 @@ import numpy as np
 from stretto.data.table import Table
 from stretto.execution.cascade_executor import OperatorSource, PlanExecution, execute_plan
 from stretto.operators.family import FamilySpec
-from stretto.optimizer.physical_plan import PhysicalPlan
+from stretto.optimizer.physical_plan import Cascade, PhysicalPlan
 from stretto.optimizer.problem import PlanProblem, filter_sample
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
@@ -100,3 +100,12 @@ def run_query(
     templates = [f.template for f in query.operators]
     spent = sample_seconds(profile, table.df.iloc[sample], templates, family.identities)
     return QueryRun(plan, execution, sample, profile, problem, spent, optimize_seconds)
+
+
+def one_operator_plan(query: Query, family: FamilySpec) -> PhysicalPlan:
+    """No optimizer: the family's gold operator answers every filter and extract on every row, at its threshold
+    (family.gold.threshold). A one-member family is one operator at a threshold, and this is its plan, executed
+    like every optimized plan; its bounds are 1 by definition (the guarantees are relative to the gold operator)."""
+    cascades = tuple(Cascade.gold_only(op.template.text, family.gold_identity) for op in query.operators)
+    nan = float("nan")
+    return PhysicalPlan(cascades, 1.0, 1.0, nan, nan, system="none")

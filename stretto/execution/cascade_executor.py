@@ -42,6 +42,7 @@ class StepStats:
     discarded: int
     to_gold: int  # forced accepts/discards and, for the gold step, 0
     seconds: float
+    tokens: int = 0  # prompt tokens the operator read
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class PlanExecution:
     wall_seconds: float
     rows_in: int
     sample_rows: int  # rows answered from the profile
+    # per cascade, in plan order: each row's score from the operator that decided it (NaN for rows the cascade
+    # never saw or answered from the profile)
+    scores: tuple[np.ndarray, ...] = ()
 
     def tuples_per_operator(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -81,12 +85,14 @@ def execute_plan(
     rng = np.random.default_rng(seed)
     alive = np.ones(n, dtype=bool)
     stats: list[StepStats] = []
+    decided_by: list[np.ndarray] = []
     extracted: dict[str, np.ndarray] = {}
     for cascade in plan.cascades:
         template = parse_template(cascade.template)
         is_extract = isinstance(template, ExtractTemplate)
         keep = np.zeros(n, dtype=bool)
         values = np.full(n, None, dtype=object)
+        scores = np.full(n, np.nan, dtype=np.float32)
         known = np.flatnonzero(alive & in_sample)
         if len(known):
             keys = row_keys(table.df.iloc[known], template)
@@ -102,6 +108,7 @@ def execute_plan(
             with phase(f"executing {step.operator}"):
                 scored = source.operator(template, step.operator).score(table.df.iloc[unsure], progress=progress)
             decision = decide(scored.scores, -np.inf if is_extract else step.lower, step.upper)
+            scores[unsure] = scored.scores
             if is_extract:
                 values[unsure] = scored.values
             accepted, discarded = unsure[decision == KEEP], unsure[decision == DISCARD]
@@ -118,6 +125,7 @@ def execute_plan(
                     len(discarded) - len(forced_d),
                     len(forced_a) + len(forced_d),
                     float(scored.seconds.sum()),
+                    int(scored.tokens.sum()),
                 )
             )
             unsure = unsure[decision == UNSURE]
@@ -126,6 +134,7 @@ def execute_plan(
             with phase(f"executing gold {cascade.gold}"):
                 scored = source.operator(template, cascade.gold).score(table.df.iloc[rest], progress=progress)
             gold_keep = np.ones(len(rest), dtype=bool) if is_extract else scored.scores > 0.0
+            scores[rest] = scored.scores
             keep[rest] = gold_keep
             if is_extract:
                 values[rest] = scored.values
@@ -138,8 +147,10 @@ def execute_plan(
                     int((~gold_keep).sum()),
                     0,
                     float(scored.seconds.sum()),
+                    int(scored.tokens.sum()),
                 )
             )
+        decided_by.append(scores)
         alive &= keep
         if is_extract:
             extracted[template.output] = values
@@ -152,4 +163,5 @@ def execute_plan(
         wall_seconds=time.perf_counter() - began,
         rows_in=n,
         sample_rows=int(in_sample.sum()),
+        scores=tuple(decided_by),
     )

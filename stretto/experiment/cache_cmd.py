@@ -1,4 +1,4 @@
-"""`stretto cache build` and `stretto cache info`: the offline side of stored KV caches."""
+"""`stretto cache build` and `stretto cache info`: the offline side of stored KV caches (paths.kv_dir)."""
 
 from __future__ import annotations
 
@@ -7,42 +7,62 @@ import time
 from omegaconf import DictConfig
 
 from stretto.backends.prompt import filter_prompt
-from stretto.experiment.run import configured_model, configured_query, kv_builder, kv_variants
+from stretto.experiment.run import configured_family, configured_query, configured_source
+from stretto.kvcache.build import KVBuilder
 from stretto.kvcache.store import KVStore
 
 
 def build(cfg: DictConfig) -> str:
-    """Store every configured variant's cache for every row the configured query reads."""
+    """Store the cache of every operator of the configured family (each model's variants, with one prefill per
+    document) for every row the configured query reads; the models a vLLM server serves keep theirs there."""
     query, table = configured_query(cfg)
-    variants = kv_variants(cfg.kv)
-    loaded = configured_model(cfg)
-    builder = kv_builder(cfg, loaded, variants)
+    spec = configured_family(cfg)
+    source = configured_source(cfg, spec, stored=True)  # a from-scratch family too, when asked to build them
     rows = table.df.to_dict("records")
     # The cached prefix depends only on which columns a template reads, not on its question.
-    templates = {f.template.columns: f.template for f in query.filters}.values()
-    prefixes = [filter_prompt(t, row, loaded.tokenizer).prefix for t in templates for row in rows]
-    began = time.perf_counter()
-    stats = builder.build(prefixes, progress=cfg.progress, verify=True)
-    seconds = time.perf_counter() - began
-    verified = (
-        f"  {stats.bad} stored entr{'y' if stats.bad == 1 else 'ies'} failed verification (corrupt, truncated or "
-        "unreadable; named in the warnings above): removed and rebuilt\n"
-        if stats.bad
-        else "  every stored entry passed verification (checksum over its tensors and metadata)\n"
-    )
-    return (
-        f"KV caches for {loaded.identity}, {len(variants)} variant(s) "
-        f"[{', '.join(v.name for v in variants)}] in {cfg.kv.store_dir}\n"
-        f"  documents {stats.documents}, built now {stats.built} (the rest were stored already and verified), "
-        f"{seconds:.1f} s, {stats.prefill_tokens} prefill tokens\n" + verified + info(cfg)
-    )
+    templates = {op.template.columns: op.template for op in query.operators}.values()
+    models = list(dict.fromkeys(model for model, _ in spec.members))
+    lines = []
+    for model in models:
+        variants = source.stored_variants(model)
+        if not variants:
+            continue
+        loaded = source.model(model)
+        builder = KVBuilder(
+            loaded,
+            variants,
+            source.store(),
+            max_tokens=cfg.backend.get("max_tokens"),
+            on_long_text=cfg.backend.get("on_long_text", "truncate"),
+        )
+        prefixes = [filter_prompt(t, row, loaded.tokenizer).prefix for t in templates for row in rows]
+        began = time.perf_counter()
+        stats = builder.build(prefixes, progress=cfg.progress, verify=True)
+        seconds = time.perf_counter() - began
+        verified = (
+            f"  {stats.bad} stored entr{'y' if stats.bad == 1 else 'ies'} failed verification (corrupt, truncated or "
+            "unreadable; named in the warnings above): removed and rebuilt"
+            if stats.bad
+            else "  every stored entry passed verification (checksum over its tensors and metadata)"
+        )
+        lines += [
+            f"KV caches for {loaded.identity}, {len(variants)} variant(s) "
+            f"[{', '.join(v.name for v in variants)}] in {cfg.paths.kv_dir}",
+            f"  documents {stats.documents}, built now {stats.built} (the rest were stored already and verified), "
+            f"{seconds:.1f} s, {stats.prefill_tokens} prefill tokens",
+            verified,
+        ]
+    if not lines:
+        lines.append(f"family '{cfg.family.get('name')}' stores no KV cache here (every model is served by vLLM)")
+    return "\n".join([*lines, info(cfg)])
 
 
 def info(cfg: DictConfig) -> str:
     """Entries and sizes per (model, variant) in the configured store."""
-    store = KVStore(cfg.kv.store_dir, budget_gb=cfg.kv.budget_gb)
+    store = KVStore(cfg.paths.kv_dir, budget_gb=cfg.paths.kv_budget_gb)
     rows = store.info()
-    lines = [f"KV cache store {store.root}: {store.used_bytes() / 1024**2:.1f} MB of {cfg.kv.budget_gb} GB budget"]
+    budget = cfg.paths.kv_budget_gb
+    lines = [f"KV cache store {store.root}: {store.used_bytes() / 1024**2:.1f} MB of {budget} GB budget"]
     lines += [
         f"  {r['model']:<48} {r['variant']:<26} {r['entries']:>7} entries {r['mb']:>9.1f} MB "
         f"({r['mb_per_entry'] * 1024:.1f} KB/entry)"

@@ -31,10 +31,11 @@ USAGE = """usage: stretto COMMAND [hydra overrides ...]
 
 commands:
   run     run the configured query (default config: conf/config.yaml), e.g.
-            stretto run dataset.limit=100 operators=qwen_1_5b
+            stretto run dataset.limit=100 family=qwen_1_5b     # one operator on every row (optimizer=none)
             stretto run --cfg job        # print the composed config
-            stretto run -m operators=qwen_0_5b,smollm2_135m   # a multirun sweep
-            stretto run kv=stored kv.variant.press=knorm kv.variant.ratio=0.5  # on stored KV caches
+            stretto run -m family=qwen_0_5b,smollm2_135m   # a multirun sweep
+            stretto run family.stored=true family.press=knorm family.ratio=0.5  # on stored KV caches
+            stretto run backend=replay   # the same job answered from the recordings (no model)
             stretto run experiment=optimized_movie   # Stretto's optimizer at targets, replayed from recordings
             stretto run optimizer=stretto targets.precision=0.7 targets.recall=0.7   # same, real models
   compare  the configured query answered by several systems on the same profiles (compare.systems), one table
@@ -43,9 +44,9 @@ commands:
              stretto plot tracking.experiment=paper_reproduction plot.sweep=paper_reproduction plot.out=results
   pipeline  a multi-table pipeline (conf/pipeline/: semantic joins, relational steps), e.g.
               stretto pipeline experiment=restaurants_join targets.precision=0.9 targets.recall=0.9
-  cache build   store the KV caches of every configured variant for the query's rows, e.g.
-                  stretto cache build kv=frontier dataset=enron query=enron_fraud
-  cache info    entries and sizes per (model, variant) in the KV cache store
+  cache build   store the KV caches of every operator of the configured family for the query's rows, e.g.
+                  stretto cache build family=frontier dataset=enron query=enron_fraud
+  cache info    entries and sizes per (model, variant) in the KV cache store (paths.kv_dir)
 """
 
 log = logging.getLogger("stretto")
@@ -116,17 +117,12 @@ class BadCells(Callback):
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 @_checked("run")
 def run_app(cfg: DictConfig) -> None:
+    from stretto.experiment import run  # run.run_job looked up now: tests replace it
     from stretto.experiment.sweep import run_cell  # a named sweep or a multirun: each cell run once
+    from stretto.experiment.systems import system_label
 
-    if cfg.optimizer.name != "none":
-        from stretto.experiment.optimized_run import format_optimized, run_optimized
-        from stretto.experiment.systems import system_label
-
-        _guarded(lambda: format_optimized(run_cell(cfg, run_optimized, system_label(cfg)), cfg))
-        return
-    from stretto.experiment.run import format_summary, run_job
-
-    _guarded(lambda: format_summary(run_cell(cfg, run_job, None), cfg))
+    system = system_label(cfg) if cfg.optimizer.name != "none" else None
+    _guarded(lambda: run.format_run(run_cell(cfg, run.run_job, system), cfg))
 
 
 def _guarded(job) -> None:
@@ -209,12 +205,18 @@ def main() -> None:
         said = f"unknown command '{command}'" if command else "no command given"
         print(f"stretto: {said}\n\n{USAGE}", file=sys.stderr)
         raise SystemExit(2)
+    from stretto.experiment.preflight import moved_override
+
+    if moved := moved_override(args[words:]):
+        print(f"stretto: {moved}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
     sys.argv = [f"stretto {command}", *args[words:]]
     # Hydra would print a config error and exit 1, and shorten our tracebacks: let errors come here instead.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     try:
         COMMANDS[command]()
     except KeyboardInterrupt:
+        logging.disable(logging.CRITICAL)  # nothing after it: e.g. torch logs cache stats at exit when cut mid-import
         print("interrupted", file=sys.stderr, flush=True)
         raise SystemExit(130) from None
     except CompactHydraException as err:  # a bad override or config group: Hydra's own message, exit 2

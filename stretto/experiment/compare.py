@@ -15,8 +15,8 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from stretto.evaluation.metrics import quality
-from stretto.experiment.optimized_run import run_optimized
 from stretto.experiment.plots import frontier, with_target
+from stretto.experiment.run import run_job
 from stretto.experiment.sweep import run_cell
 from stretto.experiment.systems import system_overrides, without_compression
 from stretto.plan.targets import Targets
@@ -47,10 +47,10 @@ def run_comparison(cfg: DictConfig) -> dict[str, Any]:
     sweep = cfg.tracking.get("sweep") or f"compare_{out.name}"
     rows, kept = [], {}
     for system, cell in system_cells(cfg, list(HydraConfig.get().overrides.task), sweep).items():
-        summary = run_cell(cell, run_optimized, system, wait=True)  # another process may be running it
-        m = summary["metrics"]
-        if "run" in summary:
-            kept[system] = summary["run"].execution.kept
+        result = run_cell(cell, run_job, system, wait=True)  # another process may be running it
+        m = result.metrics
+        if result.kept is not None:
+            kept[system] = result.kept
         rows.append(
             {
                 "system": system,

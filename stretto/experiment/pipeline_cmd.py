@@ -11,8 +11,8 @@ the metrics to the run's output folder and, with tracking on, one MLflow run.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -20,25 +20,25 @@ from omegaconf import DictConfig, OmegaConf
 from stretto.data.datasets import load_dataset
 from stretto.engine.pipeline import run_pipeline
 from stretto.errors import QueryError
-from stretto.experiment.optimized_run import make_source
+from stretto.experiment.result import JobResult
+from stretto.experiment.run import configured_family, configured_source
 from stretto.experiment.systems import make_optimizer
-from stretto.operators.family import FamilySpec
 from stretto.plan.pipeline import Pipeline
 from stretto.plan.targets import Targets
 from stretto.profiling.profile import ProfileStore
 
 
-def run_pipeline_job(cfg: DictConfig) -> dict[str, Any]:
+def run_pipeline_job(cfg: DictConfig) -> JobResult:
     if cfg.get("pipeline") is None:
         raise QueryError("no pipeline configured: pick one from conf/pipeline/ (pipeline=<name>) or an experiment")
-    if cfg.optimizer.name == "none" or cfg.backend.name not in ("transformers", "vllm"):
+    if cfg.optimizer.name == "none" or cfg.backend.name != "transformers":
         raise QueryError("stretto pipeline needs an optimizer (optimizer=stretto) and a live backend (transformers)")
     pipeline = Pipeline.of(OmegaConf.to_container(cfg.pipeline, resolve=True))
     tables = load_dataset(cfg.dataset.name, limit=cfg.dataset.get("limit"))
-    spec = FamilySpec.of(OmegaConf.to_container(cfg.family, resolve=True))
+    spec = configured_family(cfg)
     pipeline.check({name: list(t.df.columns) for name, t in tables.items()})  # before any model loads
     run = run_pipeline(
-        pipeline, tables, make_source(cfg, spec), spec, Targets(**cfg.targets), make_optimizer(cfg.optimizer),
+        pipeline, tables, configured_source(cfg, spec), spec, Targets(**cfg.targets), make_optimizer(cfg.optimizer),
         sample_fraction=cfg.profiling.fraction, seed=cfg.profiling.seed,
         store=ProfileStore(cfg.profiling.store_dir), progress=cfg.progress,
     )  # fmt: skip
@@ -63,20 +63,20 @@ def run_pipeline_job(cfg: DictConfig) -> dict[str, Any]:
     plan_yaml.write_text(yaml.safe_dump(q.plan.to_dict(), sort_keys=False))
     run.result.to_csv(result_csv, index=False)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    summary = {"metrics": metrics, "run": run, "result_csv": result_csv}
+    result = JobResult(metrics, result_csv, plan=q.plan, execution=q.execution, targets=Targets(**cfg.targets),
+                       blocking=b)  # fmt: skip
     if cfg.tracking.enabled:
         from stretto.experiment.tracking import log_config_run
 
-        if run_id := log_config_run(cfg, metrics, [plan_yaml, result_csv]):  # None: the CLI says why
-            summary["mlflow_run_id"] = run_id
-    return summary
+        # None: MLflow failed, and the CLI says why after the summary
+        result = replace(result, mlflow_run_id=log_config_run(cfg, metrics, [plan_yaml, result_csv]))
+    return result
 
 
-def format_pipeline(summary: dict[str, Any]) -> str:
-    m, run = summary["metrics"], summary["run"]
-    lines = [run.run.plan.describe(), f"  rows in / out     {m['rows_in']} / {m['rows_out']}"]
-    if run.blocking is not None:
-        b = run.blocking
+def format_pipeline(result: JobResult) -> str:
+    m, b = result.metrics, result.blocking
+    lines = [result.plan.describe(), f"  rows in / out     {m['rows_in']} / {m['rows_out']}"]
+    if b is not None:
         lines.append(
             f"  blocking          {b.candidates} of {b.all_pairs} pairs; recall >= {b.recall_lower:.3f} "
             f"({b.found} found, {b.missed} missed in the audit), embedding {b.embedding_seconds:.1f} s"
@@ -84,8 +84,8 @@ def format_pipeline(summary: dict[str, Any]) -> str:
     lines += [
         f"  seconds           profiling {m['profile_seconds']:.1f} + optimization {m['optimize_seconds']:.1f} "
         f"+ execution {m['execution_seconds']:.1f} = {m['total_seconds']:.1f}",
-        f"  result table      {summary['result_csv']}",
+        f"  result table      {result.result_csv}",
     ]
-    if "mlflow_run_id" in summary:
-        lines.append(f"  MLflow run        {summary['mlflow_run_id']}")
+    if result.mlflow_run_id:
+        lines.append(f"  MLflow run        {result.mlflow_run_id}")
     return "\n".join(lines)

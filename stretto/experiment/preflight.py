@@ -2,8 +2,9 @@
 
 Bad input then fails in seconds with a message naming the setting (the CLI prints it on stderr and exits 2),
 never as a traceback after a model loaded or after the job ran: a missing `dataset.path`, a number that is
-not one, a store folder that is a file, a backend the command cannot use, an empty or unknown system list,
-plotting without tracking, and a tracking server that does not answer.
+not one, a store folder that is a file, a backend the command cannot use, a setting of a config group that
+moved (operators, kv, backend=vllm: `moved_override`, checked on the command line before Hydra composes), an
+empty or unknown system list, plotting without tracking, and a tracking server that does not answer.
 """
 
 from __future__ import annotations
@@ -81,34 +82,58 @@ def check_numbers(cfg: DictConfig) -> None:
         what = "is outside (0, 1]" if isinstance(fraction, Real) else "is not a number"
         raise ConfigError(f"profiling.fraction: sample fraction {fraction!r} {what}; e.g. profiling.fraction=0.15")
     _whole(cfg.profiling.get("seed"), "profiling.seed", 0)
-    if cfg.kv.get("budget_gb") is not None:
-        _number(cfg.kv.budget_gb, "kv.budget_gb", "a positive number of GB (or null)", lambda v: v > 0)
+    if cfg.paths.get("kv_budget_gb") is not None:
+        _number(cfg.paths.kv_budget_gb, "paths.kv_budget_gb", "a positive number of GB (or null)", lambda v: v > 0)
     if cfg.backend.get("batch_size") is not None:
         _whole(cfg.backend.batch_size, "backend.batch_size", 1)
 
 
-VLLM_WITH_OPTIMIZER = (
-    "backend=vllm answers the single-operator job (optimizer=none); an optimizer's operator family runs on "
-    "backend=transformers (or replay), and a vLLM server answers its uncompressed operators of the models you "
-    "name, e.g. backend=transformers family.serve='{qwen-1.5b: \"http://127.0.0.1:8000/v1\"}'"
+VLLM_MOVED = (
+    "backend=vllm is gone: a vLLM server is the family's choice now. Run backend=transformers and name the models "
+    "the server answers (their uncompressed operators), e.g. family.serve='{qwen-0.5b: \"http://127.0.0.1:8000/v1\"}' "
+    "(with optimizer=none the one-member family's model: stretto run family.serve=...)"
 )
-REPLAY_WITHOUT_OPTIMIZER = (
-    "backend=replay answers an optimizer's operator family from recordings; the single-operator job "
-    "(optimizer=none) needs a model: use backend=transformers or backend=vllm, or pick a system, e.g. "
-    "optimizer=stretto (stretto run experiment=optimized_movie)"
-)
+
+# Spellings of the config groups folded into `family` and `paths`, and what to write instead.
+MOVED = {
+    "operators=": "family={value} (a one-member family is one operator: qwen_0_5b, qwen_1_5b, smollm2_135m)",
+    "operators.model=": "family.model={value} (the one-member family's model)",
+    "operators.threshold=": "family.threshold={value} (family.gold.threshold in a family of several models)",
+    "kv=none": "family.stored=false (read every document from scratch)",
+    "kv=stored": "family.stored=true (answer from stored KV caches)",
+    "kv=frontier": "family=frontier (every press x ratio of Qwen 0.5B)",
+    "kv=": "family=<name> with family.stored=true|false",
+    "kv.variant.press=": "family.press={value} family.stored=true (the one-member family's KV variant)",
+    "kv.variant.ratio=": "family.ratio={value} family.stored=true (the one-member family's KV variant)",
+    "kv.variant=": "family.press=<press> family.ratio=<ratio> family.stored=true",
+    "kv.store_dir=": "paths.kv_dir={value}",
+    "kv.budget_gb=": "paths.kv_budget_gb={value}",
+    "kv.cached=": "family.stored=true|false",
+    "kv.build=": "a family whose models list the variants to build (family=frontier, or family.models=...)",
+    "kv.": "family.* (conf/kv was folded into conf/family) or paths.kv_dir / paths.kv_budget_gb",
+    "backend=vllm": "family.serve='{{<model>: \"<url>\"}}' with backend=transformers",
+}
+
+
+def moved_override(args: list[str]) -> str | None:
+    """The message for the first command-line override spelled the way of the removed `operators` / `kv` config
+    groups or `backend=vllm`, naming the new spelling; None when there is none."""
+    for arg in args:
+        bare = arg.lstrip("+~")
+        for old, new in MOVED.items():
+            if bare.startswith(old) and (old.endswith(("=", ".")) or bare == old or bare.startswith(old + ",")):
+                value = bare.partition("=")[2]
+                return f"{arg}: the '{old.rstrip('=.')}' setting moved: use {new.format(value=value)}"
+    return None
 
 
 def check_backend(cfg: DictConfig, command: str) -> None:
     name = cfg.backend.name
-    if command.startswith("cache") and name != "transformers":
-        if command == "cache build":
-            raise ConfigError(f"stretto cache build stores KV caches with transformers: use backend=transformers, "
-                              f"not backend={name}")  # fmt: skip
-    elif uses_optimizer(cfg, command) and name == "vllm":
-        raise ConfigError(VLLM_WITH_OPTIMIZER)
-    elif command == "run" and cfg.optimizer.name == "none" and name == "replay":
-        raise ConfigError(REPLAY_WITHOUT_OPTIMIZER)
+    if name == "vllm" and command not in ("plot", "cache info"):
+        raise ConfigError(VLLM_MOVED)
+    if command == "cache build" and name != "transformers":
+        raise ConfigError(f"stretto cache build stores KV caches with transformers: use backend=transformers, "
+                          f"not backend={name}")  # fmt: skip
 
 
 def check_folder(name: str, value: Any) -> None:
@@ -125,14 +150,13 @@ def check_folder(name: str, value: Any) -> None:
 def check_folders(cfg: DictConfig, command: str) -> None:
     live = cfg.backend.name != "replay"
     if command.startswith("cache"):
-        check_folder("kv.store_dir", cfg.kv.store_dir)
+        check_folder("paths.kv_dir", cfg.paths.kv_dir)
     if live and command != "cache info" and command != "plot":
         check_folder("paths.cache_dir", cfg.paths.cache_dir)
         if uses_optimizer(cfg, command):
             check_folder("profiling.store_dir", cfg.profiling.store_dir)
-            check_folder("paths.cache_dir", Path(cfg.paths.cache_dir) / "kv")  # where a live family keeps caches
-        elif command == "run" and cfg.kv.cached:
-            check_folder("kv.store_dir", cfg.kv.store_dir)
+        if cfg.family.get("stored", True):
+            check_folder("paths.kv_dir", cfg.paths.kv_dir)
     if command in TRACKED and cfg.tracking.enabled:
         uri = str(cfg.tracking.uri)
         if uri.startswith("sqlite:///"):

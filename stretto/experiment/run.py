@@ -1,4 +1,11 @@
-"""The main job: dataset -> query -> operator -> execute -> evaluate -> log, configured by Hydra."""
+"""`stretto run`: dataset -> query -> (profile -> optimize ->) execute -> evaluate -> log, configured by Hydra.
+
+Every run executes a physical plan with the one cascade executor: with an optimizer (`optimizer=stretto|local|
+lotus|...`) the plan it finds on a profiled sample at the targets; without one (`optimizer=none`) the one-step
+plan of the family's gold operator on every row at its threshold (a one-member family, e.g. family=qwen_0_5b,
+is one operator at a threshold). `backend=replay` answers the family from recordings (seconds, no model),
+`backend=transformers` with the real models (and a vLLM server for the models `family.serve` names).
+"""
 
 from __future__ import annotations
 
@@ -6,29 +13,38 @@ import json
 import logging
 import resource
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from stretto.backends.base import YesNoScorer
-from stretto.backends.model_loader import LoadedModel, load_model
-from stretto.backends.transformers_backend import TransformersBackend
+from stretto.api import family_spec, operator_source
 from stretto.data.datasets import load_dataset
 from stretto.data.table import Table
+from stretto.engine import Optimizer, one_operator_plan, run_query
 from stretto.errors import DataError, QueryError
 from stretto.evaluation.metrics import auc, quality
-from stretto.execution.filter_executor import ExecutionResult, execute_filters, score_column
-from stretto.kvcache.backend import KVCachedBackend
-from stretto.kvcache.build import KVBuilder
-from stretto.kvcache.store import KVStore
-from stretto.kvcache.variant import KVVariant
-from stretto.operators.llm_filter import LLMFilter
+from stretto.evaluation.plan_quality import (
+    check_targets,
+    human_decisions,
+    human_values,
+    operator_frontier,
+    values_right,
+)
+from stretto.execution.cascade_executor import OperatorSource, PlanExecution, execute_plan
+from stretto.execution.gold import gold_only_seconds, silver_decisions, silver_values
+from stretto.experiment.result import JobResult
+from stretto.experiment.systems import make_optimizer
+from stretto.operators.family import FamilySpec
+from stretto.optimizer.physical_plan import PhysicalPlan
 from stretto.plan.query import Query
-from stretto.plan.query_generator import generated_query
+from stretto.plan.query_generator import describe, generated_query
 from stretto.plan.targets import Targets
+from stretto.plan.template import parse_template
 from stretto.plan.workload import Workload
+from stretto.profiling.profile import ProfileStore
 
 log = logging.getLogger(__name__)
 
@@ -85,83 +101,40 @@ def configured_query(cfg: DictConfig) -> tuple[Query, Table]:
     return query, table
 
 
-def configured_model(cfg: DictConfig) -> LoadedModel:
-    return load_model(
-        cfg.operators.model, cache_dir=Path(cfg.paths.cache_dir), dtype=cfg.backend.dtype, device=cfg.backend.device
+def configured_family(cfg: DictConfig) -> FamilySpec:
+    """The `family` config: its operators, its gold operator (at its threshold) and the models a vLLM server serves."""
+    return family_spec(OmegaConf.to_container(cfg.family, resolve=True))
+
+
+def configured_source(cfg: DictConfig, spec: FamilySpec, *, stored: bool | None = None) -> OperatorSource:
+    """Where the family's operators get their answers (stretto.api.operator_source, configured): a recording
+    (backend=replay) or the real models, on stored KV caches under paths.kv_dir unless family.stored=false
+    (`stored` overrides it)."""
+    backend = cfg.backend
+    if backend.name == "vllm":
+        from stretto.experiment.preflight import VLLM_MOVED, ConfigError
+
+        raise ConfigError(VLLM_MOVED)
+    if backend.name == "replay":
+        return operator_source(spec, "replay", recording=backend.recording)
+    return operator_source(
+        spec,
+        backend.name,
+        cache_dir=cfg.paths.cache_dir,
+        kv_dir=cfg.paths.kv_dir,
+        budget_gb=cfg.paths.kv_budget_gb,
+        batch_size=backend.batch_size,
+        dtype=backend.dtype,
+        device=backend.device,
+        max_tokens=backend.get("max_tokens"),
+        on_long_text=backend.get("on_long_text", "truncate"),
+        stored=cfg.family.get("stored", True) if stored is None else stored,
     )
 
 
-def evaluate(query: Query, table: Table, run: ExecutionResult) -> dict[str, float]:
-    """Quality of each labelled filter against the human labels, on the rows that filter saw."""
-    metrics: dict[str, float] = {}
-    for i, f in enumerate(query.filters):
-        if f.label is None:
-            continue
-        scores = run.scores[score_column(i)].to_numpy()
-        seen = ~np.isnan(scores)
-        truth = f.label.truth(table.df).to_numpy()[seen]
-        q = quality(scores[seen] > run.stats[i].threshold, truth)
-        metrics |= {f"filter{i}.{k}": v for k, v in q.as_dict().items()}
-        metrics[f"filter{i}.auc"] = auc(scores[seen], truth)
-    return metrics
-
-
-def kv_variants(kv: DictConfig) -> list[KVVariant]:
-    """The operator's variant first, then every other variant to store alongside it."""
-    return list(dict.fromkeys([KVVariant(**kv.variant), *(KVVariant(**v) for v in kv.build)]))
-
-
-def kv_builder(cfg: DictConfig, loaded: LoadedModel, variants: list[KVVariant]) -> KVBuilder:
-    store = KVStore(cfg.kv.store_dir, budget_gb=cfg.kv.budget_gb)
-    return KVBuilder(
-        loaded,
-        variants,
-        store,
-        min_kept_tokens=cfg.kv.min_kept_tokens,
-        max_tokens=cfg.backend.max_tokens,
-        on_long_text=cfg.backend.on_long_text,
-    )
-
-
-def make_backend(cfg: DictConfig, loaded: LoadedModel, variants: list[KVVariant]) -> YesNoScorer:
-    """From-scratch scoring, or scoring on stored caches of the configured variant (kv.cached)."""
-    base = TransformersBackend(
-        loaded,
-        batch_size=cfg.backend.batch_size,
-        max_tokens=cfg.backend.max_tokens,
-        on_long_text=cfg.backend.on_long_text,
-    )
-    if not cfg.kv.cached:
-        return base
-    return KVCachedBackend(base, kv_builder(cfg, loaded, variants), variants[0])
-
-
-def configured_backend(cfg: DictConfig, variants: list[KVVariant]) -> YesNoScorer:
-    """A vLLM server's client, or the model loaded here (scoring from scratch or on stored caches)."""
-    if cfg.backend.name == "vllm":
-        return served_backend(cfg)
-    if cfg.backend.name != "transformers":
-        from stretto.experiment.preflight import REPLAY_WITHOUT_OPTIMIZER
-
-        replay = cfg.backend.name == "replay"
-        raise QueryError(REPLAY_WITHOUT_OPTIMIZER if replay else f"unknown backend '{cfg.backend.name}'")
-    return make_backend(cfg, configured_model(cfg), variants)
-
-
-def served_backend(cfg: DictConfig) -> YesNoScorer:
-    """The configured model answered by a vLLM server (only its tokenizer is loaded here)."""
-    from stretto.backends.vllm_backend import VLLMBackend, served_model
-
-    if cfg.kv.cached:
-        raise QueryError("backend=vllm keeps its own prefix cache on the server: use kv=none")
-    served = served_model(cfg.operators.model, Path(cfg.paths.cache_dir))
-    return VLLMBackend(
-        served,
-        cfg.backend.url,
-        served_name=cfg.backend.served_name,
-        concurrency=cfg.backend.concurrency,
-        timeout=cfg.backend.timeout,
-    )
+def metric_name(identity: str) -> str:
+    """An operator identity as an MLflow metric name (which allows no '@')."""
+    return identity.replace("@", ":")
 
 
 def peak_memory_gb() -> float:
@@ -174,68 +147,167 @@ def run_job(
     parent_run_id: str | None = None,
     run_id: str | None = None,
     tags: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """Run the configured query; validates everything cheap before the model is loaded. The keywords place the
-    MLflow run in a sweep (sweep.run_cell)."""
+) -> JobResult:
+    """Run the configured query, with or without an optimizer, and record it; everything cheap is validated
+    before a model loads. The keywords place the MLflow run in a sweep (sweep.run_cell)."""
     targets = Targets(**cfg.targets)
+    optimizer = None if cfg.optimizer.name == "none" else make_optimizer(cfg.optimizer)
     query, table = configured_query(cfg)
-    variants = kv_variants(cfg.kv)  # validated before the model is loaded
-
-    began = time.perf_counter()
-    backend = configured_backend(cfg, variants)
-    load_seconds = time.perf_counter() - began
-    operators = [LLMFilter(f.template, backend, threshold=cfg.operators.threshold) for f in query.filters]
-    run = execute_filters(table, query, operators, progress=cfg.progress)
-
-    metrics = {
-        "rows_in": run.rows_in,
-        "rows_out": run.rows_out,
-        "execution_seconds": run.seconds,
-        "rows_per_second": run.rows_in / run.seconds,
-        "model_load_seconds": load_seconds,
-        "peak_memory_gb": peak_memory_gb(),
-    }
-    for i, s in enumerate(run.stats):
-        metrics |= {f"filter{i}.rows_seen": s.rows_seen, f"filter{i}.rows_kept": s.rows_kept}
-        metrics |= {f"filter{i}.seconds": s.seconds, f"filter{i}.tokens": s.tokens}
-    metrics |= evaluate(query, table, run)
-
+    spec = configured_family(cfg)
+    source = configured_source(cfg, spec)
+    if optimizer is None:
+        result, artifacts = _one_operator(cfg, query, table, spec, source)
+    else:
+        result, artifacts = _optimized(cfg, query, table, spec, source, optimizer, targets)
+    result = replace(result, query=query, targets=targets)
     out = Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    result_csv, scores_csv = out / "result.csv", out / "scores.csv"
-    run.result.to_csv(result_csv, index=False)
-    table.df.join(run.scores).to_csv(scores_csv, index=False)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    summary = {"metrics": metrics, "run": run, "query": query, "table": table, "targets": targets}
-    summary["operator"] = operators[0].identity
-    summary["result_csv"] = result_csv
-
+    (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
     if cfg.tracking.enabled:
         from stretto.experiment.tracking import log_config_run
 
-        logged = [result_csv, scores_csv]
-        recorded = log_config_run(cfg, metrics, logged, parent_run_id=parent_run_id, run_id=run_id, tags=tags)
-        if recorded:  # None: MLflow failed, and the CLI says why after this summary
-            summary["mlflow_run_id"] = recorded
-    return summary
+        if optimizer is not None:
+            tags = {**(tags or {}), "stretto.query": describe(query)}
+        logged = log_config_run(cfg, result.metrics, artifacts, parent_run_id=parent_run_id, run_id=run_id, tags=tags)
+        result = replace(result, mlflow_run_id=logged)  # None: MLflow failed, and the CLI says why after the summary
+    return result
 
 
-def format_summary(summary: dict[str, Any], cfg: DictConfig) -> str:
-    """The few lines a user reads after a run."""
-    if "skipped" in summary:
-        from stretto.experiment.sweep import skipped_line
+def _outputs(cfg: DictConfig, plan: PhysicalPlan, execution: PlanExecution) -> tuple[Path, Path]:
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plan_yaml, result_csv = out / "plan.yaml", out / "result.csv"
+    plan_yaml.write_text(yaml.safe_dump(plan.to_dict(), sort_keys=False))
+    execution.result.to_csv(result_csv, index=False)
+    return plan_yaml, result_csv
 
-        return skipped_line(summary)
-    m, run, query, targets = summary["metrics"], summary["run"], summary["query"], summary["targets"]
+
+def _one_operator(
+    cfg: DictConfig, query: Query, table: Table, spec: FamilySpec, source: OperatorSource
+) -> tuple[JobResult, list[Path]]:
+    """optimizer=none: the one-step plan of the family's gold operator on every row, at its threshold."""
+    plan = one_operator_plan(query, spec)
+    began = time.perf_counter()
+    for cascade in plan.cascades:  # loads the model (or opens the recording / the server's tokenizer)
+        source.operator(parse_template(cascade.template), cascade.gold)
+    load_seconds = time.perf_counter() - began
+    execution = execute_plan(table, plan, source, seed=cfg.seed, progress=cfg.progress)
+    seconds = max(execution.seconds, 1e-9)
+    metrics = {
+        "rows_in": execution.rows_in,
+        "rows_out": int(execution.kept.sum()),
+        "execution_seconds": execution.seconds,  # measured by the backends (recorded ones on replay)
+        "wall_seconds": execution.wall_seconds,
+        "rows_per_second": execution.rows_in / seconds,
+        "model_load_seconds": load_seconds,
+        "peak_memory_gb": peak_memory_gb(),
+    }
+    # The gold operator at a moved threshold scores log-odds minus the threshold: decisions are scores > 0;
+    # scores.csv and the AUC get the model's own log-odds back.
+    shift = spec.gold_threshold
+    scores = {f"score_{i}": s + shift for i, s in enumerate(execution.scores)}
+    for i, (op, cascade) in enumerate(zip(query.operators, plan.cascades, strict=True)):
+        kind, k = ("filter", i) if i < len(query.filters) else ("extract", i - len(query.filters))
+        steps = [s for s in execution.stats if s.template == cascade.template]
+        metrics[f"{kind}{k}.rows_seen"] = sum(s.tuples for s in steps)
+        metrics[f"{kind}{k}.rows_kept"] = sum(s.kept for s in steps)
+        metrics[f"{kind}{k}.seconds"] = sum(s.seconds for s in steps)
+        metrics[f"{kind}{k}.tokens"] = sum(s.tokens for s in steps)
+        if kind == "filter" and op.label is not None:
+            decided = execution.scores[i]
+            seen = ~np.isnan(decided)
+            truth = op.label.truth(table.df).to_numpy()[seen]
+            q = quality(decided[seen] > 0.0, truth)
+            metrics |= {f"filter{k}.{name}": v for name, v in q.as_dict().items()}
+            metrics[f"filter{k}.auc"] = auc(scores[f"score_{i}"][seen], truth)
+    plan_yaml, result_csv = _outputs(cfg, plan, execution)
+    scores_csv = result_csv.with_name("scores.csv")
+    table.df.assign(**scores).to_csv(scores_csv, index=False)
+    result = JobResult(metrics, result_csv, plan=plan, execution=execution, operator=spec.gold_identity)
+    return result, [result_csv, scores_csv, plan_yaml]
+
+
+def _optimized(
+    cfg: DictConfig,
+    query: Query,
+    table: Table,
+    spec: FamilySpec,
+    source: OperatorSource,
+    optimizer: Optimizer,
+    targets: Targets,
+) -> tuple[JobResult, list[Path]]:
+    """An optimizer at end-to-end targets: profile a sample, optimize on it, execute the plan."""
+    replay = cfg.backend.name == "replay"
+    store = None if replay else ProfileStore(cfg.profiling.store_dir)
+    run = run_query(
+        table, query, source, spec, targets, optimizer,
+        sample_fraction=cfg.profiling.fraction, seed=cfg.profiling.seed, store=store, progress=cfg.progress,
+    )  # fmt: skip
+    # Silver (the gold operator on every row) is free on recordings; live it would cost a full gold run.
+    silver = silver_decisions(table, query, source, spec) if replay else None
+    values = silver_values(table, query, source, spec) if replay else {}
+    if silver is not None:
+        human = human_decisions(table, query, silver)
+    elif all(f.label is not None for f in query.filters) and not query.extracts:
+        human = np.array([f.label.truth(table.df).to_numpy() for f in query.filters])
+    else:
+        human = None
+    kept, result = run.execution.kept, run.execution.result
+    right = values_right(result, kept, values)
+    right_human = values_right(result, kept, human_values(table, query, values)) if human is not None else None
+    metrics: dict[str, float] = {
+        "rows_in": len(table),
+        "rows_out": int(run.execution.kept.sum()),
+        "profile_seconds": run.profile_seconds,
+        "optimize_seconds": run.optimize_seconds,
+        "execution_seconds": run.execution.seconds,
+        "total_seconds": run.total_seconds,
+        "predicted_precision_lower": run.plan.precision_lower,
+        "predicted_recall_lower": run.plan.recall_lower,
+        "fallback": float(run.plan.fallback),
+    }
+    for identity, tuples in run.execution.tuples_per_operator().items():
+        metrics[f"tuples.{metric_name(identity)}"] = tuples
+    for identity, (seconds, area) in operator_frontier(run.problem).items():
+        metrics[f"operator.{metric_name(identity)}.seconds"] = seconds  # the KV-variant frontier's points
+        metrics[f"operator.{metric_name(identity)}.auc"] = area
+    if silver is not None:
+        metrics["gold_only_seconds"] = gold_only_seconds(table, query, source, spec, silver)
+        metrics |= check_targets(kept, silver, human, targets, right, right_human).as_dict()
+    elif human is not None:
+        metrics |= check_targets(kept, human, human, targets).as_dict()
+        metrics = {k: v for k, v in metrics.items() if not k.startswith(("silver.", "met_silver"))}
+    plan_yaml, result_csv = _outputs(cfg, run.plan, run.execution)
+    return JobResult(metrics, result_csv, plan=run.plan, execution=run.execution), [plan_yaml, result_csv]
+
+
+def format_run(result: JobResult, cfg: DictConfig) -> str:
+    """The few lines a user reads after `stretto run` (a sweep's skipped cell: one line)."""
+    if result.skipped is not None:
+        return result.skipped.line()
+    lines = _one_operator_lines(result, cfg) if result.operator is not None else _optimized_lines(result, cfg)
+    lines.append(f"  result table      {result.result_csv}")
+    if result.mlflow_run_id:
+        lines.append(
+            f"  MLflow run        {result.mlflow_run_id}  (view: mlflow ui --backend-store-uri {cfg.tracking.uri})"
+        )
+    return "\n".join(lines)
+
+
+def _one_operator_lines(result: JobResult, cfg: DictConfig) -> list[str]:
+    m, query, targets = result.metrics, result.query, result.targets
+    extracts = f" and {len(query.extracts)} extract(s)" if query.extracts else ""
     lines = [
-        f"Stretto: {len(query.filters)} semantic filter(s) over table '{query.table}' with {summary['operator']}",
+        f"Stretto: {len(query.filters)} semantic filter(s){extracts} over table '{query.table}' with {result.operator}",
         f"  rows in / out     {m['rows_in']} / {m['rows_out']}",
         f"  runtime           {m['execution_seconds']:.1f} s ({m['rows_per_second']:.2f} rows/s); "
         f"model load {m['model_load_seconds']:.1f} s; peak memory {m['peak_memory_gb']:.2f} GB",
     ]
-    for i, (f, s) in enumerate(zip(query.filters, run.stats, strict=True)):
-        lines.append(f'  filter {i + 1} "{f.template.text}": saw {s.rows_seen}, kept {s.rows_kept}, {s.seconds:.1f} s')
-        if f.label is not None:
+    for i, f in enumerate(query.filters):
+        lines.append(
+            f'  filter {i + 1} "{f.template.text}": saw {m[f"filter{i}.rows_seen"]}, kept {m[f"filter{i}.rows_kept"]}, '
+            f"{m[f'filter{i}.seconds']:.1f} s"
+        )
+        if f.label is not None and f"filter{i}.precision" in m:
             p, r, f1 = m[f"filter{i}.precision"], m[f"filter{i}.recall"], m[f"filter{i}.f1"]
             met = "met" if targets.met(p, r) else "not met"
             lines.append(
@@ -243,9 +315,28 @@ def format_summary(summary: dict[str, Any], cfg: DictConfig) -> str:
                 f"F1 {f1:.3f} AUC {m[f'filter{i}.auc']:.3f} "
                 f"(targets P>={targets.precision} R>={targets.recall}: {met})"
             )
-    lines.append(f"  result table      {summary['result_csv']}")
-    if "mlflow_run_id" in summary:
-        lines.append(
-            f"  MLflow run        {summary['mlflow_run_id']}  (view: mlflow ui --backend-store-uri {cfg.tracking.uri})"
-        )
-    return "\n".join(lines)
+    for j, e in enumerate(query.extracts):
+        lines.append(f'  extract {j + 1} "{e.template.text}": filled {m[f"extract{j}.rows_seen"]} row(s)')
+    return lines
+
+
+def _optimized_lines(result: JobResult, cfg: DictConfig) -> list[str]:
+    m, query, targets = result.metrics, result.query, result.targets
+    lines = [
+        f"{cfg.optimizer.name} (backend {cfg.backend.name}): {len(query.filters)} filter(s), "
+        f"{len(query.extracts)} extract(s), "
+        f"targets precision >= {targets.precision}, recall >= {targets.recall} at alpha {targets.alpha}",
+        result.plan.describe(),
+        f"  rows in / out     {m['rows_in']} / {m['rows_out']}",
+        f"  seconds           profiling {m['profile_seconds']:.1f} + optimization {m['optimize_seconds']:.1f} "
+        f"+ execution {m['execution_seconds']:.1f} = {m['total_seconds']:.1f}",
+    ]
+    for who in ("silver", "human"):
+        if f"{who}.precision" in m:
+            met = "met" if m[f"met_{who}"] else "NOT met"
+            truth = "gold operator (silver)" if who == "silver" else "human labels"
+            lines.append(
+                f"  vs {truth:<22} precision {m[f'{who}.precision']:.3f} recall {m[f'{who}.recall']:.3f} "
+                f"F1 {m[f'{who}.f1']:.3f}: targets {met}"
+            )
+    return lines

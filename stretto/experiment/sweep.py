@@ -32,6 +32,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from stretto.experiment.result import JobResult, Skipped
 from stretto.experiment.tracking import experiment_id
 
 log = logging.getLogger(__name__)
@@ -168,13 +169,11 @@ def claim_cell(tracking: Mapping[str, Any], parent: str, tags: Mapping[str, str]
         return "claimed", run.info.run_id
 
 
-def run_cell(
-    cfg: DictConfig, job: Callable[..., dict[str, Any]], system: str | None, *, wait: bool = False
-) -> dict[str, Any]:
+def run_cell(cfg: DictConfig, job: Callable[..., JobResult], system: str | None, *, wait: bool = False) -> JobResult:
     """Run `job(cfg, parent_run_id=, run_id=, tags=)` unless this sweep finished the cell or is running it.
 
     A job logs into the claimed run `run_id` (tracking.log_run). A cell finished before returns its recorded
-    metrics under "skipped"; one that another live process is running returns "running" (no metrics), or,
+    metrics and `skipped`; one that another live process is running returns `skipped` (no metrics), or,
     with `wait`, is waited for (and claimed again if that process gives up).
     """
     sweep = sweep_name(cfg)
@@ -190,26 +189,18 @@ def run_cell(
             break
         if state == "finished":
             log.debug("cell %s of sweep '%s' finished before (run %s): skipped", key, sweep, run_id)
-            metrics = mlflow.MlflowClient().get_run(run_id).data.metrics
-            return {"skipped": run_id, "status": state, "cell": key, "sweep": sweep, "metrics": metrics}
+            metrics = dict(mlflow.MlflowClient().get_run(run_id).data.metrics)
+            return JobResult(metrics, mlflow_run_id=run_id, skipped=Skipped(run_id, state, key, sweep))
         if not wait:
-            return {"skipped": run_id, "status": state, "cell": key, "sweep": sweep, "metrics": {}}
+            return JobResult({}, mlflow_run_id=run_id, skipped=Skipped(run_id, state, key, sweep))
         time.sleep(WAIT_SECONDS)
     client = mlflow.MlflowClient()
     try:
-        summary = job(cfg, parent_run_id=parent, run_id=run_id, tags=tags)
+        result = job(cfg, parent_run_id=parent, run_id=run_id, tags=tags)
     except BaseException as err:
         client.set_terminated(run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
         raise
     if client.get_run(run_id).info.status == "RUNNING":  # the job recorded nothing: the next sweep runs it again
         log.warning("cell %s of sweep '%s' recorded no result in its run %s: marked FAILED", key, sweep, run_id)
         client.set_terminated(run_id, "FAILED")
-    return summary
-
-
-def skipped_line(summary: Mapping[str, Any]) -> str:
-    """What a sweep prints for a cell it did not run."""
-    cell, sweep, run = summary["cell"], summary["sweep"], summary["skipped"]
-    if summary.get("status") == "running":
-        return f"cell {cell} of sweep '{sweep}' is being run by another process (MLflow run {run}): skipped"
-    return f"cell {cell} of sweep '{sweep}' finished before (MLflow run {run}): skipped"
+    return result

@@ -60,11 +60,12 @@ class FamilySpec:
         """Whether this is the gold operator with its decision threshold moved away from 0."""
         return (model, variant) == self.gold and self.gold_threshold != 0.0
 
-    def identity(self, model: str, variant: KVVariant) -> str:
-        """model weights x press x ratio, marked +vllm when a vLLM server answers (its costs are its own)."""
+    def identity(self, model: str, variant: KVVariant, *, shifted: bool = True) -> str:
+        """model weights x press x ratio, marked +vllm when a vLLM server answers (its costs are its own), and
+        >threshold for the gold operator at a moved threshold (`shifted=False`: the operator without it)."""
         served = "+vllm" if self.server(model, variant) else ""
-        shifted = f">{self.gold_threshold:g}" if self.thresholded(model, variant) else ""
-        return variant.operator_identity(resolve(model).identity) + served + shifted
+        moved = f">{self.gold_threshold:g}" if shifted and self.thresholded(model, variant) else ""
+        return variant.operator_identity(resolve(model).identity) + served + moved
 
     @property
     def identities(self) -> list[str]:
@@ -111,16 +112,26 @@ class LiveFamily:
         budget_gb: float | None = None,
         loaded: Mapping[str, LoadedModel] | None = None,
         stored: bool = True,
+        kv_dir: Path | None = None,
+        max_tokens: int | None = None,
+        on_long_text: str = "truncate",
     ) -> None:
         """`loaded`: models already in memory, by family name (they are not loaded again). `stored=False` runs
         every prompt from scratch: for rows that are never seen twice (a semantic join's candidate pairs),
-        where storing a cache per row costs more than it saves; only uncompressed operators exist then."""
+        where storing a cache per row costs more than it saves; only uncompressed operators exist then.
+        `kv_dir`: the KV cache store (default <cache_dir>/kv); `max_tokens` / `on_long_text`: what a prompt
+        longer than the model's context (or max_tokens) does, `truncate` its document or raise an `error`."""
         if not stored and any(v.compressed for _, v in spec.members):
-            raise OptimizerError("compressed KV variants answer from stored caches: use stored=True or drop them")
+            raise OptimizerError(
+                "compressed KV variants answer from stored caches: store them (family.stored=true, "
+                "stored=True) or drop the compressed variants"
+            )
         self.stored = stored
         self.spec = spec
         self.cache_dir = cache_dir or default_cache_dir()
+        self.kv_dir = kv_dir or self.cache_dir / "kv"
         self.batch_size, self.dtype, self.device, self.budget_gb = batch_size, dtype, device, budget_gb
+        self.max_tokens, self.on_long_text = max_tokens, on_long_text
         self._models: dict[str, LoadedModel] = dict(loaded or {})
         self._served: dict[str, Any] = {}  # model -> its VLLMBackend (one client per served model)
         self._by_identity = {spec.identity(m, v): (m, v) for m, v in spec.members}
@@ -142,7 +153,6 @@ class LiveFamily:
         from stretto.backends.transformers_backend import TransformersBackend
         from stretto.kvcache.backend import KVCachedBackend
         from stretto.kvcache.build import KVBuilder
-        from stretto.kvcache.store import KVStore
 
         url = self.spec.server(name, variant)
         if url is not None:
@@ -152,12 +162,21 @@ class LiveFamily:
                 self._served[name] = VLLMBackend(served_model(name, self.cache_dir), url, served_name=name)
             return operator_for(template, self._served[name])
         loaded = self.model(name)
+        long_text = {"max_tokens": self.max_tokens, "on_long_text": self.on_long_text}
+        base = TransformersBackend(loaded, batch_size=self.batch_size, **long_text)
         if not self.stored:
-            return operator_for(template, TransformersBackend(loaded, batch_size=self.batch_size))
-        variants = [v for m, v in self.spec.members if m == name]
-        builder = KVBuilder(loaded, variants, KVStore(self.cache_dir / "kv", budget_gb=self.budget_gb))
-        backend = KVCachedBackend(TransformersBackend(loaded, batch_size=self.batch_size), builder, variant)
-        return operator_for(template, backend)
+            return operator_for(template, base)
+        builder = KVBuilder(loaded, self.stored_variants(name), self.store(), **long_text)
+        return operator_for(template, KVCachedBackend(base, builder, variant))
+
+    def stored_variants(self, name: str) -> list[KVVariant]:
+        """The variants of one model whose caches live in the store (a served model's full cache is the server's)."""
+        return [v for m, v in self.spec.members if m == name and self.spec.server(m, v) is None]
+
+    def store(self):
+        from stretto.kvcache.store import KVStore
+
+        return KVStore(self.kv_dir, budget_gb=self.budget_gb)
 
 
 class ReplayFamily:
@@ -165,10 +184,15 @@ class ReplayFamily:
 
     def __init__(self, spec: FamilySpec, recording: Profile) -> None:
         self.spec, self.recording = spec, recording
+        # a gold operator at a moved threshold answers with the recorded operator's scores, shifted
+        self._recorded = {spec.identity(m, v): spec.identity(m, v, shifted=False) for m, v in spec.members}
         recorded = set(recording.operators)
-        missing = [i for i in spec.identities if i not in recorded]
+        missing = [i for i in self._recorded.values() if i not in recorded]
         if missing:
             raise OptimizerError(f"the recording has no answers of operator(s) {missing}; recorded: {sorted(recorded)}")
 
     def operator(self, template: Template, identity: str) -> CandidateOperator:
+        recorded = self._recorded.get(identity, identity)
+        if recorded != identity:
+            return ThresholdedGold(ReplayFilter(template, recorded, self.recording), self.spec.gold_threshold, identity)
         return ReplayFilter(template, identity, self.recording)
