@@ -3,8 +3,20 @@
 loss = lambda * relu(T_P - P_lower) + lambda * relu(T_R - R_lower) + cost / gold-only cost, for J jobs at
 once with lambda log-spaced across jobs. Stage 1 tunes picks and thresholds while the temperatures
 anneal; stage 2 freezes the picks (hard participation) and tunes thresholds and forcing fractions.
-Every job is then checked with hard decisions and exact bounds; the cheapest feasible one wins.
-If none is feasible the penalty grows and it retries; if still none, the plan is the gold operator alone.
+
+Certification (`certify`):
+- `ltt` (the default): Learn-then-Test fixed-sequence testing (stretto/optimizer/certify.py). A path of plans
+  from gold alone to the cheapest is built from data the test does not see and tested in order on the
+  certification labels; the cheapest certified plan runs. `path=ladder`: the descent on the tuning part of
+  the sample at a ladder of inflated targets, its jobs ordered by their p-values on the tuning part and
+  thinned to a staircase of falling cost (most expensive first); `path=scores`: a label-free path from the
+  operators' scores (a shrinking band sent to gold), so every sample label certifies.
+- `paper`: the paper's rule, kept for the reproduction (with `bound=beta`): every job is checked with hard
+  decisions and bounds on the held-out part; the cheapest feasible one wins (a selection among many that the
+  bounds do not account for). If none is feasible the penalty grows and it retries; if still none, the plan
+  is the gold operator alone.
+Random streams: the tuning/certify split, the descent's initialisation and the certification's forcing draws
+each have their own, spawned from `seed` (numpy SeedSequence.spawn).
 """
 
 from __future__ import annotations
@@ -14,8 +26,19 @@ import math
 import time
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 
+from stretto.optimizer.certify import (
+    CERTIFY_RULES,
+    PATHS,
+    certify_path,
+    could_certify,
+    min_positives,
+    plan_counts,
+    plan_p_value,
+    scores_path,
+)
 from stretto.optimizer.guarantees import BOUNDS
 from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step
 from stretto.optimizer.problem import PlanProblem
@@ -39,8 +62,12 @@ class GradientSettings:
     lambda_max: float = 100.0
     retries: int = 2
     retry_factor: float = 10.0
-    bound: str = "beta"
-    certify_fraction: float = 0.5  # share of the sample kept out of tuning; the bounds are computed on it
+    bound: str = "clopper_pearson"  # the tuning bounds (and `paper`'s certification); `beta`: the paper's
+    certify: str = "ltt"  # ltt: Learn-then-Test fixed-sequence testing; paper: the cheapest job that passes
+    path: str = "both"  # ltt's path: ladder (descent at inflated targets), scores (label-free), both (Bonferroni)
+    rungs: int = 4  # ladder: targets T + k (G - T) / rungs, k < rungs, G: gold alone's tuning bound
+    score_steps: int = 40  # scores: the band's steps
+    certify_fraction: float = 0.5  # share of the sample kept out of tuning (ladder, paper); certifies the plan
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -48,6 +75,18 @@ class GradientSettings:
             raise ValueError(f"jobs >= 1 and steps, refine_steps, retries >= 0 required: {self}")
         if self.bound not in BOUNDS:
             raise ValueError(f"unknown bound '{self.bound}'; choose one of {list(BOUNDS)}")
+        if self.certify not in CERTIFY_RULES:
+            raise ValueError(f"unknown certify rule '{self.certify}'; choose one of {list(CERTIFY_RULES)}")
+        if self.path not in PATHS:
+            raise ValueError(f"unknown path '{self.path}'; choose one of {list(PATHS)}")
+        if self.rungs < 1 or self.score_steps < 2:
+            raise ValueError(f"rungs >= 1 and score_steps >= 2 required: {self}")
+
+
+def streams(seed: int) -> tuple[np.random.Generator, int, np.random.Generator]:
+    """(split, descent seed, forcing draws): independent random streams spawned from one seed."""
+    split, descent, forcing = np.random.SeedSequence(seed).spawn(3)
+    return np.random.default_rng(split), int(descent.generate_state(1)[0] % 2**31), np.random.default_rng(forcing)
 
 
 class GradientOptimizer:
@@ -58,8 +97,19 @@ class GradientOptimizer:
     def __init__(self, settings: GradientSettings | None = None) -> None:
         self.settings = settings or GradientSettings()
 
-    def _descend(self, t: SampleTensors, problem: PlanProblem, params: Params, lam: torch.Tensor, stage: int) -> None:
+    def _descend(
+        self,
+        t: SampleTensors,
+        problem: PlanProblem,
+        params: Params,
+        lam: torch.Tensor,
+        stage: int,
+        goals: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> None:
+        """goals: per-job (precision, recall) targets (the ladder's rungs); else the problem's targets."""
         s = self.settings
+        goal_p, goal_r = goals or (problem.targets.precision, problem.targets.recall)
+        blend = s.certify == "paper"
         steps = s.steps if stage == 1 else s.refine_steps
         tensors = params.tensors() if stage == 1 else params.tensors()[1:]
         for x in tensors:
@@ -76,12 +126,8 @@ class GradientOptimizer:
                 tau = s.tau_end * (0.1**frac)
                 tau_pick = 1e-3
             out = evaluate(t, params, tau_pick, tau)
-            precision, recall = out.bounds(problem, s.bound)
-            loss = (
-                lam * torch.relu(problem.targets.precision - precision)
-                + lam * torch.relu(problem.targets.recall - recall)
-                + out.cost / gold
-            )
+            precision, recall = out.bounds(problem, s.bound, blend)
+            loss = lam * torch.relu(goal_p - precision) + lam * torch.relu(goal_r - recall) + out.cost / gold
             opt.zero_grad()
             loss.sum().backward()
             opt.step()
@@ -89,21 +135,165 @@ class GradientOptimizer:
         for x in tensors:
             x.requires_grad_(False)
 
-    def _attempt(self, t: SampleTensors, problem: PlanProblem, scale: float, seed: int) -> Params:
+    def _attempt(
+        self,
+        t: SampleTensors,
+        problem: PlanProblem,
+        scale: float,
+        seed: int,
+        goals: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> Params:
         s = self.settings
         generator = torch.Generator().manual_seed(seed)
         n_filters, slots = t.valid.shape
-        params = Params.random(s.jobs, n_filters, slots, generator)
-        lam = torch.logspace(math.log10(s.lambda_min), math.log10(s.lambda_max), s.jobs, dtype=DTYPE) * scale
-        self._descend(t, problem, params, lam, stage=1)
+        jobs = s.jobs if goals is None else len(goals[0])
+        per = jobs if goals is None else max(1, s.jobs // s.rungs)
+        params = Params.random(jobs, n_filters, slots, generator)
+        lam = torch.logspace(math.log10(s.lambda_min), math.log10(s.lambda_max), per, dtype=DTYPE) * scale
+        lam = lam.repeat(jobs // per)
+        self._descend(t, problem, params, lam, stage=1, goals=goals)
         params.pick = torch.where(params.pick > 0, 1.0, -1.0).to(DTYPE)  # freeze the picks
-        self._descend(t, problem, params, lam, stage=2)
+        self._descend(t, problem, params, lam, stage=2, goals=goals)
         return params
 
     def optimize(self, problem: PlanProblem) -> PhysicalPlan:
+        if self.settings.certify == "paper":
+            return self._optimize_paper(problem)
+        return self._optimize_ltt(problem)
+
+    def _optimize_ltt(self, problem: PlanProblem) -> PhysicalPlan:
+        """Learn-then-Test: a path of plans, fixed-sequence tested on labels the path did not see. `both` tests
+        the ladder and the scores path each at level (1 - alpha) / 2 (Bonferroni) and runs the cheaper winner."""
         began = time.perf_counter()
         s = self.settings
-        tune, certify = problem.split(s.certify_fraction, s.seed)
+        split_rng, descent_seed, forcing_rng = streams(s.seed)
+        gold = gold_only_plan(problem, self.name)
+        kinds = ["ladder", "scores"] if s.path == "both" else [s.path]
+        tune_size, certify_size = problem.split_sizes(s.certify_fraction)
+        if "ladder" in kinds and (tune_size < 2 or certify_size < 2):
+            log.warning(
+                "a %d-tuple sample is too small to split into tuning and certification parts (%d + %d tuples at "
+                "certify_fraction %s): using the label-free scores path, certified on all the sample's labels",
+                problem.n_tuples,
+                tune_size,
+                certify_size,
+                s.certify_fraction,
+            )
+            kinds = ["scores"]
+        delta = (1.0 - problem.targets.alpha) / len(kinds)
+        tune, half = problem.split(s.certify_fraction, split_rng) if "ladder" in kinds else (None, None)
+        parts = {"ladder": half, "scores": problem}
+        notes: dict = {"certify": "ltt", "path": "+".join(kinds), "level": delta}
+        testable = [k for k in kinds if could_certify(parts[k], delta)]
+        if not testable:
+            largest = max((parts[k] for k in kinds), key=lambda p: p.n_tuples)
+            needed = max(
+                min_positives(problem.targets.precision, delta),
+                min_positives(problem.targets.recall / max(problem.upstream_recall, 1e-12), delta),
+            )
+            log.warning(
+                "targets precision >= %s, recall >= %s at alpha %s cannot be certified by any cascade on the %d "
+                "certification tuples of a %d-tuple sample: they hold %d gold positives and even a perfect cascade "
+                "needs >= %d; falling back to the gold operator alone (a larger sample certifies more)",
+                problem.targets.precision,
+                problem.targets.recall,
+                problem.targets.alpha,
+                largest.n_tuples,
+                problem.n_tuples,
+                int(largest.labels.sum()),
+                needed,
+            )
+            return self._fallback(problem, began, notes, path_length=0)
+        results = {}
+        for kind in testable:
+            if kind == "ladder":
+                assert tune is not None
+                path = [gold, *self._ladder(tune, problem, descent_seed)]
+            else:
+                path = scores_path(problem, self.name, s.score_steps, gold_plan=gold)
+            results[kind] = (len(path) - 1, certify_path(path, parts[kind], forcing_rng, delta=delta))
+        kind = min(results, key=lambda k: results[k][1].plan.cost_per_tuple)
+        length, result = results[kind]
+        notes.update(
+            chosen=kind,
+            certified_on=parts[kind].n_tuples,
+            path_length=length,
+            certified_plans=result.certified,
+            certified_index=result.index,
+            p_values=list(result.p_values),
+        )
+        if result.index == 0:
+            log.info(
+                "%d of the %d plans on the %s path certified (first p-values %s, level %.3f), none cheaper than "
+                "gold alone: gold alone",
+                result.certified,
+                length,
+                kind,
+                [round(p, 3) for p in result.p_values[:3]],
+                delta,
+            )
+            return self._fallback(problem, began, notes, path_length=length)
+        plan = result.plan
+        plan.notes.update(notes, optimize_seconds=time.perf_counter() - began)
+        return plan
+
+    def _fallback(self, problem: PlanProblem, began: float, notes: dict, path_length: int) -> PhysicalPlan:
+        plan = gold_only_plan(problem, self.name, fallback=True)
+        plan = replace(plan, precision_lower=1.0, recall_lower=problem.upstream_recall)
+        plan.notes.update(notes, path_length=path_length, optimize_seconds=time.perf_counter() - began)
+        return plan
+
+    def _ladder(self, tune: PlanProblem, problem: PlanProblem, seed: int) -> list[PhysicalPlan]:
+        """The path from the tuning part: the descent at targets T + k (G - T) / rungs, k < rungs (G: what gold alone
+        reaches on the tuning part; jobs split across rungs),
+        every job cheaper than gold alone as a plan, ordered by its p-value on the tuning part (safest first, as
+        LTT suggests), keeping only plans cheaper (DP-ordered cost on the tuning part) than every plan before
+        them: a staircase from the most expensive to the cheapest, on which no plan is both riskier-looking and
+        dearer than an earlier one."""
+        s = self.settings
+        per = max(1, s.jobs // s.rungs)
+        targets, delta = problem.targets, 1.0 - problem.targets.alpha
+        t = SampleTensors.of(tune)
+        # Inflate up to what gold alone (a perfect plan) reaches on the tuning part: a rung above it is no goal.
+        gold_p, gold_r = self._gold_bounds(t, tune)
+        top_p, top_r = max(targets.precision, gold_p), max(targets.recall, gold_r)
+        rung_p = [targets.precision + k * (top_p - targets.precision) / s.rungs for k in range(s.rungs)]
+        rung_r = [targets.recall + k * (top_r - targets.recall) / s.rungs for k in range(s.rungs)]
+        goal_p = torch.tensor(rung_p, dtype=DTYPE).repeat_interleave(per)
+        goal_r = torch.tensor(rung_r, dtype=DTYPE).repeat_interleave(per)
+        whole = SampleTensors.of(problem, like=t)
+        scored: list[tuple[float, float, PhysicalPlan]] = []
+        for attempt in range(s.retries + 1):
+            params = self._attempt(t, tune, s.retry_factor**attempt, seed + attempt, (goal_p, goal_r))
+            draws = np.random.default_rng([seed, attempt])  # the tuning part's forcing draws
+            scored = []
+            for j in range(len(goal_p)):
+                tuned = to_plan(t, tune, params, j, self.name, s.bound)  # costed on the tuning part only
+                if tuned.cost_per_tuple >= tuned.gold_cost_per_tuple:
+                    continue  # no cheaper than gold alone: testing it could only stop the path early
+                p_tune = plan_p_value(plan_counts(tune, tuned, draws), targets, problem.upstream_recall)
+                plan = to_plan(whole, problem, params, j, self.name, s.bound)  # what it would cost and run
+                plan.notes.update(rung=j // per, attempt=attempt + 1, tuning_p_value=p_tune)
+                scored.append((p_tune, tuned.cost_per_tuple, plan))
+            if any(p <= delta for p, _, _ in scored):
+                break
+            log.info("ladder attempt %d: no job would be certified even on the tuning part", attempt + 1)
+        # The staircase uses the tuning part alone (p-values and costs), so the path never sees a label it is
+        # tested on.
+        path: list[PhysicalPlan] = []
+        last = np.inf
+        for _, cost, plan in sorted(scored, key=lambda x: (x[0], -x[1])):
+            if cost < last:
+                path.append(plan)
+                last = cost
+        return path
+
+    def _optimize_paper(self, problem: PlanProblem) -> PhysicalPlan:
+        """The paper's rule: the cheapest of all jobs whose bounds on the held-out part clear the targets."""
+        began = time.perf_counter()
+        s = self.settings
+        split_rng, descent_seed, _ = streams(s.seed)
+        tune, certify = problem.split(s.certify_fraction, split_rng)
         t = SampleTensors.of(tune)
         c = SampleTensors.of(certify, like=t)
         whole = SampleTensors.of(problem, like=t)
@@ -111,7 +301,7 @@ class GradientOptimizer:
         # if even it cannot certify the targets, no cascade can, and descent is skipped.
         attempts = s.retries + 1 if self._gold_is_feasible(c, certify) else 0
         for attempt in range(attempts):
-            params = self._attempt(t, tune, s.retry_factor**attempt, s.seed + attempt)
+            params = self._attempt(t, tune, s.retry_factor**attempt, descent_seed + attempt)
             with torch.no_grad():
                 precision, recall = evaluate(c, params, hard=True).bounds(certify, s.bound)
                 cost = evaluate(whole, params, hard=True).cost
@@ -121,7 +311,8 @@ class GradientOptimizer:
                 plan = to_plan(whole, problem, params, job, self.name, s.bound)
                 plan = replace(plan, precision_lower=float(precision[job]), recall_lower=float(recall[job]))
                 plan.notes.update(attempts=attempt + 1, feasible_jobs=int(feasible.sum()))
-                plan.notes.update(certified_on=certify.n_tuples, optimize_seconds=time.perf_counter() - began)
+                plan.notes.update(certify="paper", certified_on=certify.n_tuples)
+                plan.notes.update(optimize_seconds=time.perf_counter() - began)
                 return plan
             log.info("attempt %d: no feasible plan among %d jobs; raising the penalty", attempt + 1, s.jobs)
         log.warning(
@@ -137,13 +328,18 @@ class GradientOptimizer:
         plan.notes.update(attempts=attempts, feasible_jobs=0, optimize_seconds=time.perf_counter() - began)
         return plan
 
-    def _gold_is_feasible(self, t: SampleTensors, problem: PlanProblem) -> bool:
+    def _gold_bounds(self, t: SampleTensors, problem: PlanProblem, blend: bool = False) -> tuple[float, float]:
+        """Gold alone's lower bounds (the most any plan reaches) on these tuples, as the descent computes them."""
         n_filters, slots = t.valid.shape
         off = torch.full((1, n_filters, slots), -1.0, dtype=DTYPE)  # no cheap operator picked
         never = torch.full((1, n_filters), -torch.inf, dtype=DTYPE)  # no forcing needed
         gold_only = Params(off, off.clone(), off.clone(), never, never.clone())
-        precision, recall = evaluate(t, gold_only, hard=True).bounds(problem, self.settings.bound)
-        return bool(precision[0] >= problem.targets.precision and recall[0] >= problem.targets.recall)
+        precision, recall = evaluate(t, gold_only, hard=True).bounds(problem, self.settings.bound, blend)
+        return float(precision[0]), float(recall[0])
+
+    def _gold_is_feasible(self, t: SampleTensors, problem: PlanProblem) -> bool:
+        precision, recall = self._gold_bounds(t, problem, blend=True)
+        return precision >= problem.targets.precision and recall >= problem.targets.recall
 
 
 def to_plan(

@@ -8,6 +8,7 @@ Per logical extract the same shape: scores are each cheap extractor's answer log
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -18,6 +19,8 @@ from stretto.plan.answers import same_answer
 from stretto.plan.targets import Targets
 from stretto.plan.template import ExtractTemplate, Template
 from stretto.profiling.profile import Profile
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -98,19 +101,35 @@ class PlanProblem:
         )
         return replace(self, filters=filters)
 
-    def split(self, certify_fraction: float, seed: int) -> tuple[PlanProblem, PlanProblem]:
+    def split_sizes(self, certify_fraction: float) -> tuple[int, int]:
+        """(tune, certify) sizes of `split`; one of them is 0 when the sample is too small to split."""
+        if not 0.0 <= certify_fraction < 1.0:
+            raise OptimizerError(f"certify fraction {certify_fraction} is outside [0, 1)")
+        size = round(certify_fraction * self.n_tuples)
+        return self.n_tuples - size, size
+
+    def split(
+        self, certify_fraction: float, seed: int | np.random.SeedSequence | np.random.Generator
+    ) -> tuple[PlanProblem, PlanProblem]:
         """(tune, certify): disjoint random parts of the sample; thresholds fit on one, bounds come from the other.
 
         Bounds computed on the tuples the thresholds were fit to are optimistic (the cheapest plan that just
         clears the bound on those tuples is, more often than alpha allows, below it on the rest of the table).
+        A sample too small to split is returned as both parts, and a warning says that its bounds are optimistic.
+        `seed`: the split's own random stream (a spawned SeedSequence), or an int.
         """
-        if not 0.0 <= certify_fraction < 1.0:
-            raise OptimizerError(f"certify fraction {certify_fraction} is outside [0, 1)")
-        n = self.n_tuples
-        size = round(certify_fraction * n)
-        if size == 0 or size == n:
+        tune_size, size = self.split_sizes(certify_fraction)
+        if size == 0 or tune_size == 0:
+            if certify_fraction > 0:
+                log.warning(
+                    "a %d-tuple sample is too small to hold out %.0f%% of it for certification: the bounds are "
+                    "computed on the tuples the plan was tuned on and are optimistic (raise the sample size)",
+                    self.n_tuples,
+                    100 * certify_fraction,
+                )
             return self, self
-        order = np.random.default_rng(seed).permutation(n)
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        order = rng.permutation(self.n_tuples)
         return self.subset(np.sort(order[size:])), self.subset(np.sort(order[:size]))
 
 

@@ -120,11 +120,16 @@ class Outcome:
     cost: torch.Tensor  # (J,) seconds per tuple, short-circuiting filters in `order`
     keep: torch.Tensor  # (J, F, N) per-filter keep probability (1 for extracts)
 
-    def bounds(self, problem: PlanProblem, kind: str = "beta") -> tuple[torch.Tensor, torch.Tensor]:
-        """Lower bounds on the whole result's precision and recall (sample tuples are answered by gold)."""
+    def bounds(self, problem: PlanProblem, kind: str = "beta", blend: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lower bounds on the whole result's precision and recall (sample tuples are answered by gold).
+
+        blend: the paper's recall r_total = f + (1 - f) r_rest with f the sample's share of rows; without it the
+        bound is on the rows the plan answers, itself a lower bound for the whole result (Learn-then-Test's)."""
         alpha = problem.targets.alpha
         precision = lower_bound(self.tp, self.fp, alpha, kind)
-        recall = blended_recall(1.0, lower_bound(self.tp, self.fn, alpha, kind), problem.sample_fraction)
+        recall = lower_bound(self.tp, self.fn, alpha, kind)
+        if blend:
+            recall = blended_recall(1.0, recall, problem.sample_fraction)
         return precision, recall * problem.upstream_recall
 
 
