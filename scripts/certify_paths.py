@@ -26,28 +26,21 @@ from scipy import stats
 
 from stretto.data.datasets import load_dataset
 from stretto.engine import plan_problem, profile_query
+from stretto.execution.gold import silver_decisions
 from stretto.operators.family import FamilySpec, ReplayFamily
 from stretto.optimizer.certify import could_certify, plan_counts
-from stretto.optimizer.gradient import GradientOptimizer, GradientSettings
+from stretto.optimizer.gradient import PAPER_RULE, GradientOptimizer, GradientSettings
 from stretto.plan.targets import Targets
 from stretto.plan.workload import Workload
-
-try:  # the package layout is moving: profiling and the gold operator's answers have packages of their own
-    from stretto.execution.gold import silver_decisions
-    from stretto.profiling.profile import Profile
-    from stretto.profiling.sample import profiling_sample
-except ImportError:  # the layout before the move
-    from stretto.optimizer.profile import Profile
-    from stretto.optimizer.sampling import profiling_sample
-
-    from stretto.evaluation.plan_quality import silver_decisions
+from stretto.profiling.profile import Profile
+from stretto.profiling.sample import profiling_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = {
     "ltt_ladder": {"certify": "ltt", "path": "ladder"},
     "ltt_scores": {"certify": "ltt", "path": "scores"},
     "ltt_both": {"certify": "ltt", "path": "both"},
-    "paper": {"certify": "paper", "bound": "beta"},
+    "paper": PAPER_RULE,
 }
 
 
