@@ -91,17 +91,20 @@ def _locked(tracking: Mapping[str, Any]) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _runs(experiment: str, where: str) -> list:
+    """The MLflow runs of an experiment that match an MLflow filter string."""
+    import mlflow
+
+    return mlflow.search_runs([experiment], filter_string=where, output_format="list")
+
+
 def parent_run(tracking: Mapping[str, Any], sweep: str) -> str:
     """The sweep's parent run id, created on first use."""
     import mlflow
 
     with _locked(tracking):
         exp = experiment_id(tracking)
-        found = mlflow.search_runs(
-            [exp],
-            filter_string=f"tags.`{SWEEP_TAG}` = '{sweep}' and tags.`{ROLE_TAG}` = 'parent'",
-            output_format="list",
-        )
+        found = _runs(exp, f"tags.`{SWEEP_TAG}` = '{sweep}' and tags.`{ROLE_TAG}` = 'parent'")
         if found:
             return found[0].info.run_id
         with mlflow.start_run(experiment_id=exp, run_name=sweep, tags={SWEEP_TAG: sweep, ROLE_TAG: "parent"}) as run:
@@ -147,11 +150,7 @@ def claim_cell(tracking: Mapping[str, Any], parent: str, tags: Mapping[str, str]
     key = tags[CELL_TAG]
     with _locked(tracking):
         exp = experiment_id(tracking)
-        children = mlflow.search_runs(
-            [exp],
-            filter_string=f"tags.`{CELL_TAG}` = '{key}' and tags.`{PARENT_TAG}` = '{parent}'",
-            output_format="list",
-        )
+        children = _runs(exp, f"tags.`{CELL_TAG}` = '{key}' and tags.`{PARENT_TAG}` = '{parent}'")
         for run in children:
             if run.info.status == "FINISHED":
                 return "finished", run.info.run_id
