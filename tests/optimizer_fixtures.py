@@ -11,6 +11,7 @@ from stretto.operators.family import FamilySpec, ReplayFamily
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
 from stretto.plan.template import Template
+from stretto.profiling.operator import OperatorId
 from stretto.profiling.profile import Profile, row_keys
 from stretto.profiling.sample import profiling_sample
 
@@ -37,7 +38,7 @@ def extract_records(table, spec, rng, costs) -> pd.DataFrame:
         if op == spec.gold_identity:
             values, score = truth, np.full(n, -0.1)
         else:
-            skill = 0.8 if op.endswith("none@0.00") else 0.6
+            skill = 0.8 if OperatorId.parse(op).full_cache else 0.6
             right = rng.random(n) < skill
             values = np.where(right, truth, ANIMALS[(np.searchsorted(ANIMALS, truth) + 1) % 3])
             values = np.where(rng.random(n) < 0.05, None, values)  # sometimes 'none'

@@ -19,6 +19,7 @@ from stretto.optimizer.gradient import GradientSettings
 from stretto.optimizer.physical_plan import DISCARD, KEEP, UNSURE, decide
 from stretto.optimizer.simulate import simulate
 from stretto.plan.targets import Targets
+from stretto.profiling.operator import OperatorId
 from stretto.systems import OPTIMIZERS, optimizer_types
 
 # A worked example, and what lotus-ai 1.2.4's own learn_cascade_thresholds / calibrate_llm_logprobs return on it
@@ -116,7 +117,7 @@ def test_gold_only_plan_costs_what_gold_costs():
 def test_lotus_uses_the_named_proxy_and_rejects_an_ambiguous_one():
     problem, *_ = problem_for(n_filters=1)
     f = problem.filters[0]
-    assert f.candidates[proxy_index(f, None)].endswith("/none@0.00")
+    assert OperatorId.parse(f.candidates[proxy_index(f, None)]).full_cache
     plan = LotusOptimizer(make_optimizer({"name": "lotus", "proxy": "knorm"}).settings).optimize(problem)
     assert "knorm" in plan.cascades[0].steps[0].operator
     with pytest.raises(OptimizerError, match="matches 2 of the candidate operators"):
@@ -129,3 +130,20 @@ def test_unknown_system_or_setting_is_a_clear_error():
     with pytest.raises(QueryError, match=r"system 'bargain'.*windw"):
         make_optimizer({"name": "bargain", "windw": 3})
     assert isinstance(make_optimizer({"name": "bargain", "window": 30}), BargainOptimizer)
+
+
+@pytest.mark.parametrize(
+    "identity",
+    ["qwen@abc/none@0.00", "org/name/knorm@0.50", "q@1/none@0.00+vllm", "q@1/none@0.00>1.5", "q@1/none@0.00+vllm>-2"],
+)
+def test_operator_identity_round_trips(identity):
+    op = OperatorId.parse(identity)
+    assert str(op) == identity and op.model in {"qwen@abc", "org/name", "q@1"}
+    assert op.full_cache == identity.split("/")[-1].startswith("none@0.00")
+
+
+@pytest.mark.parametrize("name", ["cheap", "m/none", "m/none@x", "/none@0.00", "m/none@0.5", "m/none@0.00>1.50"])
+def test_operator_identity_rejects_other_names(name):
+    assert OperatorId.maybe(name) is None
+    with pytest.raises(ValueError, match="not an operator identity"):
+        OperatorId.parse(name)

@@ -15,7 +15,7 @@ from stretto.plan.pipeline import Pipeline, scan
 from stretto.plan.relational import Join, Limit, Project, Where
 from stretto.plan.targets import Targets
 from stretto.plan.template import Template
-from stretto.profiling.operator import ScoredRows
+from stretto.profiling.operator import OperatorId, ScoredRows
 
 FAMILY = FamilySpec.of(
     {
@@ -228,7 +228,7 @@ def test_a_gold_threshold_moves_the_gold_decision_and_renames_the_operator():
         "gold": {"model": "qwen-1.5b", "press": "none", "ratio": 0.0, "threshold": 1.5},
     }
     spec = FamilySpec.of(config)
-    assert spec.gold_threshold == 1.5 and spec.gold_identity.endswith(">1.5")
+    assert spec.gold_threshold == 1.5 and OperatorId.parse(spec.gold_identity).threshold == 1.5
     assert spec.gold_identity in spec.identities and FAMILY.gold_identity not in spec.identities
     inner = RuleSource(lambda _t, r: "stomach" in r["text"]).operator(Template("{text} hurts"), FAMILY.gold_identity)
     gold = ThresholdedGold(inner, 1.5, spec.gold_identity)

@@ -13,6 +13,7 @@ from stretto.backends.prompt import PromptParts
 from stretto.backends.vllm_backend import VLLMBackend, VLLMClient, yes_no_log_odds
 from stretto.errors import ModelError, OptimizerError
 from stretto.operators.family import FamilySpec
+from stretto.profiling.operator import OperatorId
 
 
 class Stub(BaseHTTPRequestHandler):
@@ -109,7 +110,7 @@ def test_scores_rows_concurrently_and_keeps_warm_up_out_of_the_accounting(stub_u
     # requests arrive in whatever order the threads send them: find row 0's ("good" and "bad" differ in length)
     sent = next(text for text in sent if text.startswith("Text:\nreview 0 "))
     assert scored.tokens[0] == len(sent)
-    assert backend.identity.endswith("/none@0.00+vllm")
+    assert OperatorId.parse(backend.identity) == OperatorId(backend.loaded.identity, served=True)
     answers = backend.generate([PromptParts("Text:\na good film", "\n\nTitle?")], progress=False)
     assert answers.texts == ["Yes"] and answers.logprobs[0] == pytest.approx(-0.1)
     assert Stub.requests[-1]["stop"] == ["\n"] and Stub.requests[-1]["logprobs"] == 1
@@ -138,7 +139,8 @@ def test_family_serves_uncompressed_operators_on_vllm():
         "serve": {"qwen-1.5b": "http://gpu:8000/v1", "qwen-0.5b": "http://127.0.0.1:8000/v1"},
     }
     spec = FamilySpec.of(config)
-    assert spec.gold_identity.endswith("/none@0.00+vllm")
-    assert [i.endswith("+vllm") for i in spec.identities] == [True, False, True]  # knorm stays on transformers
+    gold = OperatorId.parse(spec.gold_identity)
+    assert gold.full_cache and gold.served
+    assert [OperatorId.parse(i).served for i in spec.identities] == [True, False, True]  # knorm stays on transformers
     with pytest.raises(OptimizerError, match=r"family.serve names model\(s\) \['qwen-7b'\]"):
         FamilySpec.of(config | {"serve": {"qwen-7b": "http://x"}})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from stretto.profiling.operator import ScoredRows
+from stretto.profiling.operator import FULL_CACHE, OperatorId, ScoredRows
 
 if TYPE_CHECKING:
     from stretto.backends.model_loader import LoadedModel
@@ -23,9 +23,9 @@ class YesNoScorer(Protocol):
     def score(self, prompts: Sequence[PromptParts], *, desc: str = ..., progress: bool = ...) -> ScoredRows: ...
 
 
-FULL_CACHE = "none@0.00"  # the variant name of an uncompressed cache (kvcache.variant.KVVariant().name)
+__all__ = ["FULL_CACHE", "OperatorId", "ScoredRows", "YesNoScorer", "operator_identity"]
 
 
-def operator_identity(model_identity: str, variant: str = FULL_CACHE) -> str:
-    """Stable identity of a physical operator: model weights x KV variant (press@ratio)."""
-    return f"{model_identity}/{variant}"
+def operator_identity(model_identity: str, press: str = "none", ratio: float = 0.0, *, served: bool = False) -> str:
+    """Stable identity of a physical operator: model weights x KV variant (press@ratio), +vllm when served."""
+    return str(OperatorId(model_identity, press, ratio, served))

@@ -164,7 +164,7 @@ class VLLMBackend:
     @property
     def identity(self) -> str:
         """The uncompressed operator of this model, served by vLLM (its costs are not transformers' costs)."""
-        return operator_identity(self.loaded.identity) + "+vllm"
+        return operator_identity(self.loaded.identity, served=True)
 
     def warm_up(self) -> None:
         """Check the server serves this model and send one uncounted request (compilation, first allocation)."""

@@ -14,11 +14,10 @@ from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step
 from stretto.optimizer.problem import FilterSample, PlanProblem
 from stretto.optimizer.simulate import plan_on_sample
 from stretto.plan.targets import Targets
+from stretto.profiling.operator import OperatorId
 
 # (filter, the proxy's sample scores, the filter's share of the targets) -> (lower, upper, notes for the plan)
 Thresholds = Callable[[FilterSample, np.ndarray, Targets], tuple[float, float, dict[str, Any]]]
-
-UNCOMPRESSED = "/none@0.00"
 
 
 def proxy_index(f: FilterSample, proxy: str | None) -> int:
@@ -33,8 +32,14 @@ def proxy_index(f: FilterSample, proxy: str | None) -> int:
         return hits[0]
     if not f.candidates:
         raise OptimizerError(f"filter '{f.template}' has no cheap operator to use as a proxy")
-    full = [i for i, c in enumerate(f.candidates) if c.endswith(UNCOMPRESSED)]
+    full = [i for i, c in enumerate(f.candidates) if _on_full_cache(c)]
     return full[0] if full else 0
+
+
+def _on_full_cache(identity: str) -> bool:
+    """A transformers operator on the uncompressed cache (not a vLLM-served one, nor gold at a moved threshold)."""
+    op = OperatorId.maybe(identity)
+    return op is not None and op.full_cache and not op.served and op.threshold is None
 
 
 def per_filter_targets(targets: Targets, n_filters: int) -> Targets:

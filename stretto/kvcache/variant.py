@@ -45,7 +45,7 @@ class KVVariant:
 
     def operator_identity(self, model_identity: str) -> str:
         """Stable identity of the physical operator (model weights x press x ratio)."""
-        return operator_identity(model_identity, self.name)
+        return operator_identity(model_identity, self.press, self.ratio)
 
 
 def make_press(variant: KVVariant):

@@ -20,7 +20,7 @@ from stretto.errors import OptimizerError
 from stretto.kvcache.variant import KVVariant
 from stretto.operators.llm_extract import operator_for
 from stretto.plan.template import Template
-from stretto.profiling.operator import CandidateOperator, ScoredRows
+from stretto.profiling.operator import CandidateOperator, OperatorId, ScoredRows
 from stretto.profiling.profile import Profile
 
 
@@ -63,9 +63,9 @@ class FamilySpec:
     def identity(self, model: str, variant: KVVariant, *, shifted: bool = True) -> str:
         """model weights x press x ratio, marked +vllm when a vLLM server answers (its costs are its own), and
         >threshold for the gold operator at a moved threshold (`shifted=False`: the operator without it)."""
-        served = "+vllm" if self.server(model, variant) else ""
-        moved = f">{self.gold_threshold:g}" if shifted and self.thresholded(model, variant) else ""
-        return variant.operator_identity(resolve(model).identity) + served + moved
+        moved = self.gold_threshold if shifted and self.thresholded(model, variant) else None
+        served = bool(self.server(model, variant))
+        return str(OperatorId(resolve(model).identity, variant.press, variant.ratio, served, moved))
 
     @property
     def identities(self) -> list[str]:
