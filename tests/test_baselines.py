@@ -88,6 +88,9 @@ def test_abacus_meets_the_targets_as_point_estimates_on_the_sample():
     q = quality(run.keep.prod(axis=0), problem.labels)
     assert q.precision >= 0.8 and q.recall >= 0.8
     assert not plan.fallback and plan.cost_per_tuple < plan.gold_cost_per_tuple  # the fixture's proxies are useful
+    # its bounds are predictions on the labels it was tuned on, and the plan says so
+    assert not plan.certified and plan.bounds.startswith("in-sample") and "not certified: in-sample" in plan.describe()
+    assert plan.to_dict()["precision_lower"] == plan.precision_lower and plan.to_dict()["certified"] is False
 
 
 def test_every_system_runs_on_the_same_profile_and_gold_only_is_exact():

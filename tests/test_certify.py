@@ -182,6 +182,9 @@ def test_optimizer_certifies_a_cheaper_plan_that_meets_the_targets_on_the_whole_
     assert plan.cascades == again.cascades and plan.cost_per_tuple == again.cost_per_tuple
     assert not plan.fallback and plan.cost_per_tuple < plan.gold_cost_per_tuple
     assert plan.notes["certify"] == "ltt" and plan.notes["path"] == path
+    assert (
+        plan.certified and "Learn-then-Test" in plan.bounds and "bounds certified: Learn-then-Test" in plan.describe()
+    )
     # the truth: gold on the sample, the plan on the other 200 rows, against the gold operator on every row
     everything = np.arange(len(table))
     full = plan_problem(table, query, spec, profile_query(table, query, source, spec, sample=everything,
@@ -202,6 +205,7 @@ def test_a_sample_too_small_to_split_or_certify_says_so(caplog):
         plan = GradientOptimizer(FAST).optimize(problem)
     assert "too small to split" in caplog.text and "scores path" in caplog.text
     assert "needs >= 9" in caplog.text and plan.fallback and plan.notes["path"] == "scores"
+    assert plan.certified and plan.bounds.startswith("exact") and plan.precision_lower == 1.0
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         problem.split(0.1, 0)  # the paper's rule: certified on the tuning tuples, and it says so

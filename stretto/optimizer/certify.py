@@ -239,6 +239,8 @@ def certify_path(
         precision_lower=clopper_pearson_lower(c.tp, c.kept, targets.alpha),
         recall_lower=clopper_pearson_lower(c.tp, c.positives, targets.alpha) * upstream,
         fallback=False,
+        certified=True,
+        bounds=f"Learn-then-Test: Clopper-Pearson lower bounds on {problem.n_tuples} labels the path did not see",
     )
     return Certification(plan, best, k, tuple(p_values), c)
 

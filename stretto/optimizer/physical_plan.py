@@ -45,13 +45,17 @@ class PhysicalPlan:
     """Cascades in execution order, with what the optimizer predicted for them."""
 
     cascades: tuple[Cascade, ...]
-    precision_lower: float  # predicted lower bounds on the whole result (vs the gold operator)
+    # lower bounds on the whole result (vs the gold operator): certified on held-out labels when `certified`,
+    # else in-sample predictions on the labels the plan was tuned on (`bounds` says which)
+    precision_lower: float
     recall_lower: float
     cost_per_tuple: float  # predicted seconds per input tuple
     gold_cost_per_tuple: float  # the same for gold alone
     system: str = "stretto"
     fallback: bool = False  # no feasible plan was found: gold alone
     notes: dict[str, Any] = field(default_factory=dict)
+    certified: bool = False  # the bounds were certified on labels the plan was not chosen on (or hold exactly)
+    bounds: str = "in-sample"  # how the bounds were made, in a few words
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,7 +65,8 @@ class PhysicalPlan:
             f"{self.system} plan: predicted precision >= {self.precision_lower:.3f}, "
             f"recall >= {self.recall_lower:.3f}, "
             f"{self.cost_per_tuple * 1000:.1f} ms/tuple (gold alone {self.gold_cost_per_tuple * 1000:.1f})"
-            + (" [fallback to gold]" if self.fallback else "")
+            + (" [fallback to gold]" if self.fallback else ""),
+            f"  bounds {'certified' if self.certified else 'not certified'}: {self.bounds}",
         ]
         for c in self.cascades:
             lines.append(f'  "{c.template}"')

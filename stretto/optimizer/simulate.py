@@ -93,6 +93,8 @@ def plan_on_sample(
         system=system,
         fallback=fallback,
         notes=notes or {},
+        certified=False,
+        bounds=f"in-sample: Beta lower bounds on the {problem.n_tuples} sample tuples the plan was tuned on",
     )
 
 
