@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from stretto.backends.model_loader import load_model, resolve
-from stretto.backends.prompt import filter_prompt
+from stretto.backends.prompt import operator_prompt
 from stretto.backends.transformers_backend import TransformersBackend
 from stretto.data.datasets import load_dataset
 from stretto.evaluation.metrics import auc
@@ -67,7 +67,7 @@ def measure_model(name: str, variants, data, store: KVStore, max_tokens: int) ->
     bases = {k: TransformersBackend(loaded, batch_size=b, max_tokens=max_tokens) for k, b in BATCH_SIZES.items()}
     rows = []
     for dataset, (df, template, truth) in data.items():
-        prompts = [filter_prompt(template, r, loaded.tokenizer) for r in df.to_dict("records")]
+        prompts = [operator_prompt(template, r, loaded.tokenizer) for r in df.to_dict("records")]
         builder = KVBuilder(loaded, variants, store, max_tokens=max_tokens)
         began = time.perf_counter()
         builder.build([p.prefix for p in prompts], progress=True)

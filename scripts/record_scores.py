@@ -21,7 +21,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from stretto.backends.model_loader import default_cache_dir, load_model
-from stretto.backends.prompt import filter_prompt
+from stretto.backends.prompt import operator_prompt
 from stretto.backends.transformers_backend import TransformersBackend
 from stretto.data.datasets import load_dataset
 from stretto.kvcache.backend import KVCachedBackend
@@ -56,7 +56,7 @@ def main() -> None:
         variants = [KVVariant(**v) for v in member.variants]
         builder = KVBuilder(loaded, variants, KVStore(cache / "kv"))
         base = TransformersBackend(loaded, batch_size=8)
-        prefixes = [filter_prompt(templates[0], row, loaded.tokenizer).prefix for row in table.df.to_dict("records")]
+        prefixes = [operator_prompt(templates[0], row, loaded.tokenizer).prefix for row in table.df.to_dict("records")]
         stats = builder.build(prefixes)
         print(f"{loaded.identity}: caches of {stats.documents} documents ({stats.built} built, {stats.seconds:.0f} s)")
         for variant in variants:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import stretto.progress
-from stretto.backends.prompt import filter_prompt
+from stretto.backends.prompt import operator_prompt
 from stretto.backends.transformers_backend import TransformersBackend
 from stretto.data.datasets import load_dataset
 from stretto.kvcache.backend import KVCachedBackend
@@ -24,7 +24,7 @@ FULL = KVVariant()
 def prefixes(qwen05):
     df = load_dataset("movie")["reviews"].df.drop_duplicates("reviewid").head(3)
     template = Template("{reviewtext} is clearly positive")
-    return [filter_prompt(template, row, qwen05.tokenizer) for row in df.to_dict("records")]
+    return [operator_prompt(template, row, qwen05.tokenizer) for row in df.to_dict("records")]
 
 
 def same(a, b) -> bool:

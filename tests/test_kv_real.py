@@ -8,7 +8,7 @@ import torch
 from bf16_agreement import assert_same_decisions_and_ranks
 
 from stretto.backends.model_loader import LoadedModel, load_model
-from stretto.backends.prompt import filter_prompt
+from stretto.backends.prompt import operator_prompt
 from stretto.backends.transformers_backend import TransformersBackend
 from stretto.data.datasets import load_dataset
 from stretto.errors import CacheError
@@ -29,7 +29,7 @@ def reviews():
 
 
 def prompts(model: LoadedModel, df):
-    return [filter_prompt(POSITIVE, row, model.tokenizer) for row in df.to_dict("records")]
+    return [operator_prompt(POSITIVE, row, model.tokenizer) for row in df.to_dict("records")]
 
 
 def cached(model, store, variant, batch_size=8, variants=(FULL, KNORM, TOVA)):
@@ -127,7 +127,7 @@ def test_extraction_on_the_stored_cache_generates_what_from_scratch_generates(re
 
     model = load_model("qwen-0.5b", dtype="float32")
     template = ExtractTemplate("the [sentiment] (positive/negative) of {reviewtext}")
-    p = [filter_prompt(template, row, model.tokenizer) for row in reviews.head(5).to_dict("records")]
+    p = [operator_prompt(template, row, model.tokenizer) for row in reviews.head(5).to_dict("records")]
     scratch = TransformersBackend(model, batch_size=1).generate(p, progress=False)
     store = KVStore(tmp_path)
     batched = cached(model, store, FULL, batch_size=5, variants=[FULL]).generate(p, progress=False)

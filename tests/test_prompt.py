@@ -1,4 +1,4 @@
-from stretto.backends.prompt import PromptParts, filter_prompt
+from stretto.backends.prompt import PromptParts, operator_prompt
 from stretto.plan.template import Template
 
 
@@ -14,7 +14,7 @@ class ChatTokenizer:
 
 
 def test_single_column_prompt_is_document_first():
-    parts = filter_prompt(Template("{review} is positive"), {"review": "Great film."}, PlainTokenizer())
+    parts = operator_prompt(Template("{review} is positive"), {"review": "Great film."}, PlainTokenizer())
     assert parts == PromptParts(
         "Text:\nGreat film.",
         "\n\nDoes the text satisfy this condition: the text is positive? Answer Yes or No.\nAnswer:",
@@ -23,7 +23,7 @@ def test_single_column_prompt_is_document_first():
 
 def test_chat_template_split_keeps_the_document_in_the_prefix():
     template = Template("{left} and {right} describe the same restaurant")
-    parts = filter_prompt(template, {"left": "Arnie's, Main St", "right": "Arnies (Main Street)"}, ChatTokenizer())
+    parts = operator_prompt(template, {"left": "Arnie's, Main St", "right": "Arnies (Main Street)"}, ChatTokenizer())
     assert parts.prefix == "<user>left:\nArnie's, Main St\n\nright:\nArnies (Main Street)"
     assert parts.suffix.startswith("\n\nDoes the left and the right satisfy this condition: the left and the right")
     assert parts.suffix.endswith("Answer Yes or No.</user><assistant>")

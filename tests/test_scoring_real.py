@@ -8,7 +8,7 @@ import pytest
 from bf16_agreement import assert_same_decisions_and_ranks
 
 from stretto.backends.model_loader import load_model
-from stretto.backends.prompt import filter_prompt
+from stretto.backends.prompt import operator_prompt
 from stretto.backends.transformers_backend import TransformersBackend
 from stretto.data.datasets import load_dataset
 from stretto.errors import ContextLengthError, ModelError
@@ -45,7 +45,7 @@ def test_yes_and_no_spelling_variants_are_all_counted(qwen05):
 
 
 def _prompts(model, df):
-    return [filter_prompt(POSITIVE, row, model.tokenizer) for row in df.to_dict("records")]
+    return [operator_prompt(POSITIVE, row, model.tokenizer) for row in df.to_dict("records")]
 
 
 def test_score_does_not_depend_on_batch_company_bf16(qwen05, balanced_reviews):
@@ -69,7 +69,7 @@ def test_score_does_not_depend_on_batch_company_fp32(balanced_reviews):
 
 def test_long_text_is_truncated_with_a_warning_or_refused(qwen05, caplog):
     long_row = {"reviewtext": "The plot drags on. " * 200}
-    prompt = filter_prompt(POSITIVE, long_row, qwen05.tokenizer)
+    prompt = operator_prompt(POSITIVE, long_row, qwen05.tokenizer)
     cut = TransformersBackend(qwen05, max_tokens=128)
     with caplog.at_level(logging.WARNING):
         scored = cut.score([prompt], progress=False)

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from stretto.backends.prompt import PromptParts
 
 
-class YesNoScorer(Protocol):
+class Scorer(Protocol):
     """A physical operator's engine: from-scratch prompts or stored KV caches, same contract."""
 
     loaded: LoadedModel
@@ -23,7 +23,7 @@ class YesNoScorer(Protocol):
     def score(self, prompts: Sequence[PromptParts], *, desc: str = ..., progress: bool = ...) -> ScoredRows: ...
 
 
-__all__ = ["FULL_CACHE", "OperatorId", "ScoredRows", "YesNoScorer", "operator_identity"]
+__all__ = ["FULL_CACHE", "OperatorId", "ScoredRows", "Scorer", "operator_identity"]
 
 
 def operator_identity(model_identity: str, press: str = "none", ratio: float = 0.0, *, served: bool = False) -> str:

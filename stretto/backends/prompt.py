@@ -55,10 +55,10 @@ def extract_question(template: ExtractTemplate) -> str:
 
 def row_prompts(template: Template, rows: pd.DataFrame, tokenizer: PreTrainedTokenizerBase) -> list[PromptParts]:
     """One prompt per row, in row order."""
-    return [filter_prompt(template, row, tokenizer) for row in rows.to_dict("records")]
+    return [operator_prompt(template, row, tokenizer) for row in rows.to_dict("records")]
 
 
-def filter_prompt(template: Template, row: Mapping[str, str], tokenizer: PreTrainedTokenizerBase) -> PromptParts:
+def operator_prompt(template: Template, row: Mapping[str, str], tokenizer: PreTrainedTokenizerBase) -> PromptParts:
     """Render the prompt for one row (yes/no, or an extraction), with the model's chat template when it has one.
 
     The document part is the same for every template over the same columns: one stored cache serves both.

@@ -13,7 +13,9 @@ from stretto.profiling.operator import ScoredRows
 from stretto.profiling.profile import Profile, row_keys
 
 
-class ReplayFilter:
+class ReplayOperator:
+    """A recorded filter or extract operator: its answers are the recording's, looked up by row content."""
+
     def __init__(self, template: Template, identity: str, recording: Profile) -> None:
         self.template, self._identity, self.recording = template, identity, recording
 

@@ -140,7 +140,7 @@ def yes_no_log_odds(top: dict[str, float]) -> float:
 
 
 class VLLMBackend:
-    """The YesNoScorer contract over a vLLM server: batches of concurrent requests, seconds shared per row."""
+    """The Scorer contract over a vLLM server: batches of concurrent requests, seconds shared per row."""
 
     def __init__(
         self,

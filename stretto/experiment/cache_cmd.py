@@ -6,7 +6,7 @@ import time
 
 from omegaconf import DictConfig
 
-from stretto.backends.prompt import filter_prompt
+from stretto.backends.prompt import operator_prompt
 from stretto.experiment.run import configured_family, configured_query, configured_source
 from stretto.kvcache.build import KVBuilder
 from stretto.kvcache.store import KVStore
@@ -35,7 +35,7 @@ def build(cfg: DictConfig) -> str:
             max_tokens=cfg.backend.get("max_tokens"),
             on_long_text=cfg.backend.get("on_long_text", "truncate"),
         )
-        prefixes = [filter_prompt(t, row, loaded.tokenizer).prefix for t in templates for row in rows]
+        prefixes = [operator_prompt(t, row, loaded.tokenizer).prefix for t in templates for row in rows]
         began = time.perf_counter()
         stats = builder.build(prefixes, progress=cfg.progress, verify=True)
         seconds = time.perf_counter() - began

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from stretto.backends.model_loader import LoadedModel, default_cache_dir, load_model, resolve
-from stretto.backends.replay import ReplayFilter
+from stretto.backends.replay import ReplayOperator
 from stretto.errors import OptimizerError
 from stretto.kvcache.variant import KVVariant
 from stretto.operators.llm_extract import operator_for
@@ -194,5 +194,7 @@ class ReplayFamily:
     def operator(self, template: Template, identity: str) -> CandidateOperator:
         recorded = self._recorded.get(identity, identity)
         if recorded != identity:
-            return ThresholdedGold(ReplayFilter(template, recorded, self.recording), self.spec.gold_threshold, identity)
-        return ReplayFilter(template, identity, self.recording)
+            return ThresholdedGold(
+                ReplayOperator(template, recorded, self.recording), self.spec.gold_threshold, identity
+            )
+        return ReplayOperator(template, identity, self.recording)

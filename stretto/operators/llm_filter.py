@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from stretto.backends.base import YesNoScorer
+from stretto.backends.base import Scorer
 from stretto.backends.prompt import row_prompts
 from stretto.plan.template import Template
 from stretto.profiling.operator import ScoredRows
@@ -17,7 +17,7 @@ class LLMFilter:
     """Decision = score > threshold, where score is the log-odds of "Yes" over "No"."""
 
     template: Template
-    backend: YesNoScorer
+    backend: Scorer
     threshold: float = 0.0
 
     @property
