@@ -110,7 +110,7 @@ def operator_source(
 class Costs:
     """Operator seconds a query spent, by phase (offline KV-cache and embedding builds are not in them)."""
 
-    profile_seconds: float  # the gold labels and every candidate operator on the sample
+    profile_seconds: float  # the gold labels and every candidate operator profiled on the sample
     optimize_seconds: float  # the optimizer's wall time
     execution_seconds: float  # the plan on the rows outside the sample
 
@@ -212,6 +212,7 @@ def query(
     family: str | FamilySpec | Mapping[str, Any] = "default",
     backend: str | OperatorSource = "transformers",
     sample_fraction: float = 0.15,
+    sample_size: int | None = None,
     seed: int = 0,
     table: str | None = None,
     recording: str | Path | None = None,
@@ -230,6 +231,8 @@ def query(
     system: "stretto" (default), "local", "shift_budget", "no_compression", "lotus", "bargain", "abacus",
     "gold_only"; `settings` override its defaults (e.g. {"jobs": 32}). family / backend: see `family_spec`
     and `operator_source`. `table` names the table of a multi-table dataset (or of a DataFrame).
+    sample_size: the profiling sample's row count (wins over `sample_fraction`; more than the table's rows is an
+    OptimizerError). When the sample's gold labels cannot certify any plan, Stretto skips the cheap operators.
     """
     check_system(system)
     parsed = Query(
@@ -254,7 +257,7 @@ def query(
     store = ProfileStore((Path(cache_dir) if cache_dir else _default_cache()) / "profiles") if live else None
     run = run_query(
         rows, parsed, source, spec, targets, optimizer,
-        sample_fraction=sample_fraction, seed=seed, store=store, progress=progress,
+        sample_fraction=sample_fraction, sample_size=sample_size, seed=seed, store=store, progress=progress,
     )  # fmt: skip
     costs = Costs(run.profile_seconds, run.optimize_seconds, run.execution.seconds)
     return Answer(run.execution.result, run.execution.kept, run.plan, costs, rows, parsed, run, source, spec)

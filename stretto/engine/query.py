@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -13,10 +15,13 @@ from stretto.execution.cascade_executor import OperatorSource, PlanExecution, ex
 from stretto.operators.family import FamilySpec
 from stretto.optimizer.physical_plan import Cascade, PhysicalPlan
 from stretto.optimizer.problem import PlanProblem, filter_sample
+from stretto.optimizer.simulate import gold_only_plan
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
 from stretto.profiling.profile import Profile, ProfileStore, row_keys
 from stretto.profiling.sample import profile_rows, profiling_sample, sample_seconds
+
+log = logging.getLogger(__name__)
 
 
 class Optimizer(Protocol):
@@ -25,6 +30,10 @@ class Optimizer(Protocol):
     name: str
 
     def optimize(self, problem: PlanProblem) -> PhysicalPlan: ...
+
+    # Optional: needs_candidates(problem) -> bool, where `problem` holds the sample's gold labels alone (no
+    # candidates). False says no plan but gold alone could be certified on these labels, so the cheap operators
+    # are not profiled and gold alone answers (lazy profiling). A system without it profiles every operator.
 
 
 @dataclass(frozen=True)
@@ -51,9 +60,12 @@ def profile_query(
     sample: np.ndarray,
     store: ProfileStore | None = None,
     progress: bool = True,
+    identities: Sequence[str] | None = None,
 ) -> Profile:
+    """The operators' answers on the sample rows: `identities` (default: the whole family) on every filter."""
     rows = table.df.iloc[sample]
-    operators = [source.operator(f.template, identity) for f in query.operators for identity in family.identities]
+    identities = family.identities if identities is None else identities
+    operators = [source.operator(f.template, identity) for f in query.operators for identity in identities]
     return profile_rows(rows, operators, store=store, progress=progress)
 
 
@@ -65,10 +77,14 @@ def plan_problem(
     sample: np.ndarray,
     targets: Targets,
     upstream_recall: float = 1.0,
+    identities: Sequence[str] | None = None,
 ) -> PlanProblem:
+    """`identities`: the candidates profiled (default: the whole family; the gold one alone gives a problem with
+    the gold labels and no candidates)."""
     rows = table.df.iloc[sample]
+    identities = family.identities if identities is None else identities
     filters = tuple(
-        filter_sample(profile, f.template, row_keys(rows, f.template), family.identities, family.gold_identity)
+        filter_sample(profile, f.template, row_keys(rows, f.template), identities, family.gold_identity)
         for f in query.operators
     )
     return PlanProblem(filters, targets, len(sample) / len(table), upstream_recall)
@@ -83,23 +99,75 @@ def run_query(
     optimizer: Optimizer,
     *,
     sample_fraction: float = 0.15,
+    sample_size: int | None = None,
     seed: int = 0,
     store: ProfileStore | None = None,
     progress: bool = True,
     upstream_recall: float = 1.0,
 ) -> QueryRun:
-    """Answer the query at the targets: profile a seeded sample, optimize on it, execute the plan on the table."""
+    """Answer the query at the targets: profile a seeded sample, optimize on it, execute the plan on the table.
+
+    `sample_size` (a row count) wins over `sample_fraction` when set. Lazy profiling: when the optimizer says
+    (needs_candidates) that the sample's gold labels cannot certify any plan but gold alone, the cheap operators
+    are never asked, gold alone answers, and the profile seconds are the gold labels' alone."""
     query.check(table)
-    sample = profiling_sample(len(table), sample_fraction, seed)
-    profile = profile_query(table, query, source, family, sample=sample, store=store, progress=progress)
+    sample = profiling_sample(len(table), sample_fraction, seed, size=sample_size)
+    rows = table.df.iloc[sample]
+    templates = [f.template for f in query.operators]
+    gold = family.gold_identity
+    needs_candidates = getattr(optimizer, "needs_candidates", None)
+    if needs_candidates is None:
+        profile = profile_query(table, query, source, family, sample=sample, store=store, progress=progress)
+    else:
+        profile = profile_query(
+            table, query, source, family, sample=sample, store=store, progress=progress, identities=[gold]
+        )
+        began = time.perf_counter()
+        labels = plan_problem(table, query, family, profile, sample, targets, upstream_recall, identities=[gold])
+        needed = needs_candidates(labels)
+        if not needed:
+            plan = lazy_gold_plan(labels, optimizer.name)
+            optimize_seconds = time.perf_counter() - began
+            plan.notes.update(optimize_seconds=optimize_seconds)
+            log.warning(
+                "targets precision >= %s, recall >= %s at alpha %s cannot be certified with %d gold positives in "
+                "the %d-row sample: gold alone answers; the cheap operators were not profiled",
+                targets.precision,
+                targets.recall,
+                targets.alpha,
+                int(labels.labels.sum()),
+                len(sample),
+            )
+            execution = execute_plan(table, plan, source, sample=sample, profile=profile, seed=seed, progress=progress)
+            spent = sample_seconds(profile, rows, templates, [gold])
+            return QueryRun(plan, execution, sample, profile, labels, spent, optimize_seconds)
+        cheap = [identity for identity in family.identities if identity != gold]
+        if cheap:
+            rest = profile_query(
+                table, query, source, family, sample=sample, store=store, progress=progress, identities=cheap
+            )
+            profile = Profile.concat([profile, rest])
     problem = plan_problem(table, query, family, profile, sample, targets, upstream_recall)
     began = time.perf_counter()
     plan = optimizer.optimize(problem)
     optimize_seconds = time.perf_counter() - began
     execution = execute_plan(table, plan, source, sample=sample, profile=profile, seed=seed, progress=progress)
-    templates = [f.template for f in query.operators]
-    spent = sample_seconds(profile, table.df.iloc[sample], templates, family.identities)
+    spent = sample_seconds(profile, rows, templates, family.identities)
     return QueryRun(plan, execution, sample, profile, problem, spent, optimize_seconds)
+
+
+def lazy_gold_plan(problem: PlanProblem, system: str) -> PhysicalPlan:
+    """Gold alone, chosen before the cheap operators were profiled (their figures are absent from the plan)."""
+    plan = gold_only_plan(problem, system, fallback=True)
+    plan = replace(
+        plan,
+        precision_lower=1.0,
+        recall_lower=problem.upstream_recall,
+        certified=True,
+        bounds="exact: the gold operator alone (the guarantees are relative to it)",
+    )
+    plan.notes.update(lazy=True, profiled="gold only", gold_positives=int(problem.labels.sum()))
+    return plan
 
 
 def one_operator_plan(query: Query, family: FamilySpec) -> PhysicalPlan:

@@ -81,6 +81,7 @@ def check_numbers(cfg: DictConfig) -> None:
     if isinstance(fraction, bool) or not isinstance(fraction, Real) or not 0 < fraction <= 1:
         what = "is outside (0, 1]" if isinstance(fraction, Real) else "is not a number"
         raise ConfigError(f"profiling.fraction: sample fraction {fraction!r} {what}; e.g. profiling.fraction=0.15")
+    _whole(cfg.profiling.get("size"), "profiling.size", 1)
     _whole(cfg.profiling.get("seed"), "profiling.seed", 0)
     if cfg.paths.get("kv_budget_gb") is not None:
         _number(cfg.paths.kv_budget_gb, "paths.kv_budget_gb", "a positive number of GB (or null)", lambda v: v > 0)

@@ -240,7 +240,8 @@ def _optimized(
     store = None if replay else ProfileStore(cfg.profiling.store_dir)
     run = run_query(
         table, query, source, spec, targets, optimizer,
-        sample_fraction=cfg.profiling.fraction, seed=cfg.profiling.seed, store=store, progress=cfg.progress,
+        sample_fraction=cfg.profiling.fraction, sample_size=cfg.profiling.get("size"), seed=cfg.profiling.seed,
+        store=store, progress=cfg.progress,
     )  # fmt: skip
     # Silver (the gold operator on every row) is free on recordings; live it would cost a full gold run.
     silver = silver_decisions(table, query, source, spec) if replay else None

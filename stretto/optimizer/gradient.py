@@ -161,6 +161,42 @@ class GradientOptimizer:
         self._descend(t, problem, params, lam, stage=2, goals=goals)
         return params
 
+    def needs_candidates(self, problem: PlanProblem) -> bool:
+        """Whether profiling the cheap operators could pay: False when no plan but gold alone could be certified
+        on the sample's gold labels at these targets, by the very check optimize() makes first (the same split,
+        level and rule), so optimize() on the fully profiled sample would fall back to gold alone anyway.
+        `problem` may hold the gold labels alone (filters with no candidates)."""
+        s = self.settings
+        if s.certify == "paper":
+            _, certify = problem.split(s.certify_fraction, streams(s.seed)[0])
+            return self._gold_is_feasible(SampleTensors.of(certify), certify)
+        kinds, delta, _, parts = self._ltt_parts(problem, warn=False)
+        return any(could_certify(parts[k], delta) for k in kinds)
+
+    def _ltt_parts(
+        self, problem: PlanProblem, warn: bool = True
+    ) -> tuple[list[str], float, PlanProblem | None, dict[str, PlanProblem | None]]:
+        """(paths, level, tuning part, the part each path is certified on), as _optimize_ltt tests them."""
+        s = self.settings
+        split_rng = streams(s.seed)[0]
+        kinds = ["ladder", "scores"] if s.path == "both" else [s.path]
+        tune_size, certify_size = problem.split_sizes(s.certify_fraction)
+        if "ladder" in kinds and (tune_size < 2 or certify_size < 2):
+            if warn:
+                log.warning(
+                    "a %d-tuple sample is too small to split into tuning and certification parts (%d + %d tuples "
+                    "at certify_fraction %s): using the label-free scores path, certified on all the sample's "
+                    "labels",
+                    problem.n_tuples,
+                    tune_size,
+                    certify_size,
+                    s.certify_fraction,
+                )
+            kinds = ["scores"]
+        delta = (1.0 - problem.targets.alpha) / len(kinds)
+        tune, half = problem.split(s.certify_fraction, split_rng) if "ladder" in kinds else (None, None)
+        return kinds, delta, tune, {"ladder": half, "scores": problem}
+
     def optimize(self, problem: PlanProblem) -> PhysicalPlan:
         if self.settings.certify == "paper":
             return self._optimize_paper(problem)
@@ -171,23 +207,9 @@ class GradientOptimizer:
         the ladder and the scores path each at level (1 - alpha) / 2 (Bonferroni) and runs the cheaper winner."""
         began = time.perf_counter()
         s = self.settings
-        split_rng, descent_seed, forcing_rng = streams(s.seed)
+        _, descent_seed, forcing_rng = streams(s.seed)
         gold = gold_only_plan(problem, self.name)
-        kinds = ["ladder", "scores"] if s.path == "both" else [s.path]
-        tune_size, certify_size = problem.split_sizes(s.certify_fraction)
-        if "ladder" in kinds and (tune_size < 2 or certify_size < 2):
-            log.warning(
-                "a %d-tuple sample is too small to split into tuning and certification parts (%d + %d tuples at "
-                "certify_fraction %s): using the label-free scores path, certified on all the sample's labels",
-                problem.n_tuples,
-                tune_size,
-                certify_size,
-                s.certify_fraction,
-            )
-            kinds = ["scores"]
-        delta = (1.0 - problem.targets.alpha) / len(kinds)
-        tune, half = problem.split(s.certify_fraction, split_rng) if "ladder" in kinds else (None, None)
-        parts = {"ladder": half, "scores": problem}
+        kinds, delta, tune, parts = self._ltt_parts(problem)
         notes: dict = {"certify": "ltt", "path": "+".join(kinds), "level": delta}
         testable = [k for k in kinds if could_certify(parts[k], delta)]
         if not testable:

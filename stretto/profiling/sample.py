@@ -14,14 +14,30 @@ from stretto.profiling.profile import Profile, ProfileStore, profile_of, row_key
 from stretto.progress import phase
 
 
-def profiling_sample(n_rows: int, fraction: float, seed: int) -> np.ndarray:
-    """Sorted row positions of a uniform sample without replacement (at least one row)."""
-    if isinstance(fraction, bool) or not 0.0 < float(fraction) <= 1.0:
-        raise OptimizerError(f"sample fraction {fraction!r} is outside (0, 1]")
+def profiling_sample(n_rows: int, fraction: float, seed: int, *, size: int | None = None) -> np.ndarray:
+    """Sorted row positions of a uniform sample without replacement: `size` rows when set (it wins over the
+    fraction; more rows than the table has is an error), else round(fraction * n_rows), at least one."""
     if n_rows < 1:
         raise OptimizerError("cannot profile an empty table")
-    size = max(1, round(fraction * n_rows))
-    return np.sort(np.random.default_rng(seed).choice(n_rows, size=size, replace=False))
+    if size is not None:
+        check_sample_size(size, n_rows)
+        count = int(size)
+    else:
+        if isinstance(fraction, bool) or not 0.0 < float(fraction) <= 1.0:
+            raise OptimizerError(f"sample fraction {fraction!r} is outside (0, 1]")
+        count = max(1, round(fraction * n_rows))
+    return np.sort(np.random.default_rng(seed).choice(n_rows, size=count, replace=False))
+
+
+def check_sample_size(size: object, n_rows: int | None = None) -> None:
+    """A sample size is a whole number of rows >= 1, and at most the table's rows when they are known."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise OptimizerError(f"sample size {size!r} is not a whole number of rows >= 1")
+    if n_rows is not None and size > n_rows:
+        raise OptimizerError(
+            f"sample size {size} is larger than the table ({n_rows} rows): lower profiling.size or leave it "
+            "null to sample profiling.fraction of the rows"
+        )
 
 
 def profile_rows(

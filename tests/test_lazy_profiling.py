@@ -1,0 +1,132 @@
+"""Lazy profiling (gold labels first; the cheap operators only when a plan could be certified) and the
+count-based sample (profiling.size)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from optimizer_fixtures import synthetic
+
+from stretto.engine import run_query
+from stretto.errors import OptimizerError
+from stretto.optimizer.gradient import PAPER_RULE, GradientOptimizer, GradientSettings
+from stretto.plan.targets import Targets
+from stretto.profiling.sample import profiling_sample
+
+FAST = {"jobs": 8, "steps": 20, "refine_steps": 10, "retries": 0}
+
+
+class Recording:
+    """An operator source that counts the rows each operator identity is asked to score."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.rows: Counter[str] = Counter()
+        self.asked: Counter[tuple[str, str, int]] = Counter()  # (template, identity, row index) -> times
+
+    def operator(self, template, identity):
+        op = self.inner.operator(template, identity)
+        outer = self
+
+        class Counted:
+            def __init__(self) -> None:
+                self.template = op.template
+
+            @property
+            def identity(self) -> str:
+                return op.identity
+
+            def score(self, rows, *, progress=True):
+                outer.rows[identity] += len(rows)
+                outer.asked.update((template.text, identity, int(i)) for i in rows.index)
+                return op.score(rows, progress=progress)
+
+        return Counted()
+
+
+def _run(targets, fraction=0.1, settings=None, optimizer=None, **kw):
+    table, query, spec, source, _ = synthetic()
+    recording = Recording(source)
+    optimizer = optimizer or GradientOptimizer(GradientSettings(**FAST, **(settings or {})))
+    run = run_query(table, query, recording, spec, targets, optimizer, sample_fraction=fraction, progress=False, **kw)
+    return run, recording, table, query, spec, source
+
+
+@pytest.mark.parametrize("settings", [{}, PAPER_RULE], ids=["ltt", "paper"])
+def test_too_few_gold_positives_skip_the_cheap_operators(settings, caplog):
+    # 40 sample rows, about 8 of them in the result (0.5 * 0.6 * 0.7): recall 0.97 at alpha 0.95 needs ~99.
+    targets = Targets(0.9, 0.97, 0.95)
+    with caplog.at_level("WARNING"):
+        run, recording, table, query, spec, source = _run(targets, settings=settings)
+    gold = spec.gold_identity
+    cheap = [i for i in spec.identities if i != gold]
+    assert all(recording.rows[c] == 0 for c in cheap)  # never asked, on the sample or the table
+    assert "the cheap operators were not profiled" in caplog.text
+    assert run.plan.notes.get("lazy") is True and run.plan.certified
+    assert all(c.steps == () and c.gold == gold for c in run.plan.cascades)
+    assert set(run.profile.records["operator"]) == {gold}
+    labels_seconds = sum(
+        float(source.operator(f.template, gold).score(table.df.iloc[run.sample], progress=False).seconds.sum())
+        for f in query.operators
+    )
+    assert run.profile_seconds == pytest.approx(labels_seconds)
+    assert run.profile_seconds == pytest.approx(0.100 * len(run.sample) * len(query.operators))
+    # The result equals gold alone's, and the sample's rows reuse their gold labels (not asked twice).
+    alone = np.logical_and.reduce(
+        [source.operator(f.template, gold).score(table.df, progress=False).scores > 0.0 for f in query.operators]
+    )
+    assert np.array_equal(run.execution.kept, alone)
+    sample_asks = [recording.asked[(f.template.text, gold, int(i))] for f in query.operators for i in run.sample]
+    assert sample_asks == [1] * len(sample_asks)  # labelled once for the sample, never again by the executor
+
+
+def test_a_certifiable_query_profiles_every_operator():
+    run, recording, _, query, spec, _ = _run(Targets(0.6, 0.6, 0.9), fraction=0.5)
+    assert "lazy" not in run.plan.notes
+    for identity in spec.identities:
+        assert recording.rows[identity] >= len(run.sample) * len(query.operators)
+    assert set(run.profile.records["operator"]) == set(spec.identities)
+    assert run.problem.filters[0].candidates  # the optimizer saw the cheap operators
+
+
+def test_systems_without_the_check_profile_everything():
+    class Plain:
+        name = "plain"
+
+        def __init__(self) -> None:
+            self.inner = GradientOptimizer(GradientSettings(**FAST))
+
+        def optimize(self, problem):
+            return self.inner.optimize(problem)
+
+    run, recording, _, query, spec, _ = _run(Targets(0.9, 0.97, 0.95), optimizer=Plain())
+    assert all(recording.rows[i] >= len(run.sample) * len(query.operators) for i in spec.identities)
+    assert run.plan.fallback
+
+
+def test_needs_candidates_agrees_with_optimize():
+    """Where the check says no, optimize() on the fully profiled sample falls back to gold alone too."""
+    from optimizer_fixtures import problem_for
+
+    for targets, fraction, needed in [(Targets(0.9, 0.97, 0.95), 0.1, False), (Targets(0.6, 0.6, 0.9), 0.5, True)]:
+        problem = problem_for(targets=targets, fraction=fraction)[0]
+        optimizer = GradientOptimizer(GradientSettings(**FAST))
+        assert optimizer.needs_candidates(problem) is needed
+        if not needed:
+            assert optimizer.optimize(problem).fallback
+
+
+def test_sample_size_gives_that_many_rows():
+    assert len(profiling_sample(400, 0.15, 0, size=37)) == 37
+    assert len(profiling_sample(400, 0.15, 0, size=400)) == 400
+    assert len(profiling_sample(400, 0.15, 0)) == 60
+    run, *_ = _run(Targets(0.6, 0.6, 0.9), fraction=0.5, sample_size=37)
+    assert len(run.sample) == 37 == run.problem.n_tuples
+
+
+@pytest.mark.parametrize("size", [401, 0, -3, 2.5, True])
+def test_a_bad_sample_size_is_a_clear_error(size):
+    with pytest.raises(OptimizerError, match="sample size"):
+        profiling_sample(400, 0.15, 0, size=size)
