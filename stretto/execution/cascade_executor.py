@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from stretto.data.table import Table
-from stretto.optimizer.physical_plan import DISCARD, KEEP, UNSURE, PhysicalPlan, decide
+from stretto.optimizer.physical_plan import PhysicalPlan, forcing_shares, gold_share, run_steps
 from stretto.plan.template import ExtractTemplate, Template, parse_template
 from stretto.profiling.operator import CandidateOperator
 from stretto.profiling.profile import Profile, row_keys
@@ -99,37 +99,42 @@ def execute_plan(
             recorded = profile.lookup(keys, template, cascade.gold)
             keep[known] = is_extract or recorded["score"].to_numpy() > 0.0
             values[known] = recorded["value"].to_numpy()
-        unsure = np.flatnonzero(alive & ~in_sample)
         draws = rng.random((2, n))
-        to_gold: list[np.ndarray] = []
-        for step in cascade.steps:
-            if not len(unsure):
-                break
-            with phase(f"executing {step.operator}"):
-                scored = source.operator(template, step.operator).score(table.df.iloc[unsure], progress=progress)
-            decision = decide(scored.scores, -np.inf if is_extract else step.lower, step.upper)
-            scores[unsure] = scored.scores
-            if is_extract:
-                values[unsure] = scored.values
-            accepted, discarded = unsure[decision == KEEP], unsure[decision == DISCARD]
-            forced_a = accepted[draws[0, accepted] < cascade.force_accept]
-            forced_d = discarded[draws[1, discarded] < cascade.force_discard]
-            keep[np.setdiff1d(accepted, forced_a)] = True
-            to_gold += [forced_a, forced_d]
+        scored_by: list = []
+
+        def scores_of(k, rows, cascade=cascade, template=template, values=values, scores=scores, scored_by=scored_by):
+            """Step k scores the rows still unsure (in batches, by its backend)."""
+            operator = cascade.steps[k].operator
+            with phase(f"executing {operator}"):
+                scored = source.operator(template, operator).score(table.df.iloc[rows], progress=progress)
+            scores[rows] = scored.scores
+            if isinstance(template, ExtractTemplate):
+                values[rows] = scored.values
+            scored_by.append(scored)
+            return scored.scores
+
+        flow = run_steps(cascade.steps, scores_of, alive & ~in_sample, is_extract)
+        share_a, share_d = forcing_shares(cascade.force_accept, cascade.force_discard, draws)
+        cheap_keep, gold_part, _ = gold_share(
+            flow.accepted.astype(float), flow.discarded.astype(float), flow.unsure.astype(float), 0.0, share_a, share_d
+        )
+        keep |= cheap_keep > 0.5
+        for k, (reached, scored) in enumerate(zip(flow.reached, scored_by, strict=True)):
+            accepted, discarded = flow.accepted & (flow.decided_by == k), flow.discarded & (flow.decided_by == k)
+            forced_a, forced_d = int((accepted & (share_a > 0)).sum()), int((discarded & (share_d > 0)).sum())
             stats.append(
                 StepStats(
                     cascade.template,
-                    step.operator,
-                    len(unsure),
-                    len(accepted) - len(forced_a),
-                    len(discarded) - len(forced_d),
-                    len(forced_a) + len(forced_d),
+                    cascade.steps[k].operator,
+                    int(reached.sum()),
+                    int(accepted.sum()) - forced_a,
+                    int(discarded.sum()) - forced_d,
+                    forced_a + forced_d,
                     float(scored.seconds.sum()),
                     int(scored.tokens.sum()),
                 )
             )
-            unsure = unsure[decision == UNSURE]
-        rest = np.sort(np.concatenate([unsure, *to_gold])).astype(np.int64)
+        rest = np.flatnonzero(gold_part > 0.5).astype(np.int64)
         if len(rest):
             with phase(f"executing gold {cascade.gold}"):
                 scored = source.operator(template, cascade.gold).score(table.df.iloc[rest], progress=progress)

@@ -38,9 +38,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import stats
 
-from stretto.optimizer.physical_plan import DISCARD, KEEP, UNSURE, Cascade, PhysicalPlan, Step, decide
+from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step, forcing_shares, gold_share
 from stretto.optimizer.problem import FilterSample, PlanProblem
-from stretto.optimizer.simulate import gold_only_plan, plan_on_sample
+from stretto.optimizer.simulate import gold_only_plan, plan_on_sample, steps_on_sample
 from stretto.plan.targets import Targets
 
 log = logging.getLogger(__name__)
@@ -133,28 +133,21 @@ def cascade_outcome(
     """(kept, value right) per tuple of one cascade with hard decisions; `draws` (2, tuples) uniforms realise
     its forcing fractions like the executor does (a forced accept or discard goes to the gold operator)."""
     n = len(f.labels)
-    slot = {c: i for i, c in enumerate(f.candidates)}
-    unsure = np.ones(n, bool)
-    accepted, discarded, right = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
-    for step in cascade.steps:
-        i = slot[step.operator]
-        d = decide(f.scores[i], -np.inf if f.is_extract else step.lower, step.upper)
-        took = unsure & (d == KEEP)
-        accepted |= took
-        if f.is_extract:
-            right |= took & f.correct[i]
-        discarded |= unsure & (d == DISCARD)
-        unsure &= d == UNSURE
     if draws is None:
         if cascade.force_accept or cascade.force_discard:
             raise ValueError(f"cascade '{cascade.template}' forces a fraction to gold: pass draws to realise it")
         draws = np.ones((2, n))
-    forced_a = accepted & (draws[0] < cascade.force_accept)
-    forced_d = discarded & (draws[1] < cascade.force_discard)
-    to_gold = unsure | forced_a | forced_d
-    kept = (accepted & ~forced_a) | (to_gold & f.labels)
-    value_ok = (right & ~forced_a) | to_gold if f.is_extract else np.ones(n, bool)
-    return kept, value_ok
+    flow = steps_on_sample(f, cascade)
+    accepted, discarded, unsure = (x.astype(float) for x in (flow.accepted, flow.discarded, flow.unsure))
+    keep, _, value_ok = gold_share(
+        accepted,
+        discarded,
+        unsure,
+        f.labels,
+        *forcing_shares(cascade.force_accept, cascade.force_discard, draws),
+        flow.right.astype(float),
+    )
+    return keep > 0.5, value_ok > 0.5 if f.is_extract else np.ones(n, bool)
 
 
 def plan_counts(problem: PlanProblem, plan: PhysicalPlan, rng: np.random.Generator | None = None) -> Counts:

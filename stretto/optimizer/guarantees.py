@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from scipy import stats
 
+from stretto.optimizer.physical_plan import gold_share
+
 BOUNDS = ("beta", "clopper_pearson")
 
 
@@ -82,6 +84,5 @@ def forced_keep(
     accepted / discarded / unsure: how the cheap operators left the tuple; the gold operator decides the
     unsure ones and the forced fractions, and its decision is the label.
     """
-    to_gold = unsure + accepted * force_accept + discarded * force_discard
-    keep = accepted * (1.0 - force_accept) + to_gold * label
+    keep, to_gold, _ = gold_share(accepted, discarded, unsure, label, force_accept, force_discard)
     return keep, to_gold

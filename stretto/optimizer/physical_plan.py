@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,6 +17,77 @@ def decide(scores: np.ndarray, lower: float, upper: float) -> np.ndarray:
     out[scores > upper] = KEEP
     out[scores < lower] = DISCARD
     return out
+
+
+@dataclass(frozen=True)
+class CheapSteps:
+    """Where a cascade's cheap steps leave each tuple (hard decisions); the gold operator takes the unsure."""
+
+    accepted: np.ndarray  # bool (tuples,): kept by a cheap step (before forcing)
+    discarded: np.ndarray  # bool: discarded by a cheap step (before forcing)
+    unsure: np.ndarray  # bool: still unsure after the last step (or never started)
+    right: np.ndarray  # bool: accepted by a step whose value is right (`correct` given; else all False)
+    decided_by: np.ndarray  # int: index of the step that kept or discarded the tuple, -1 for none
+    reached: tuple[np.ndarray, ...]  # per step run, the tuples it scored (bool); steps after nobody is left don't run
+
+
+def run_steps(
+    steps: Sequence[Step],
+    scores_of: Callable[[int, np.ndarray], np.ndarray],
+    start: np.ndarray,
+    is_extract: bool = False,
+    correct: Sequence[np.ndarray] | None = None,
+) -> CheapSteps:
+    """One cascade's UNSURE flow: step k scores the tuples still unsure (`scores_of(k, rows)`, rows in order) and
+    keeps / discards them by `decide`; only the unsure reach step k + 1. An extract never discards (lower = -inf).
+    `start` (bool): the tuples the cascade starts with. `correct[k]` (bool, all tuples): step k's value is right."""
+    unsure = np.asarray(start, dtype=bool).copy()
+    n = len(unsure)
+    accepted, discarded, right = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
+    decided_by = np.full(n, -1, dtype=np.int64)
+    reached: list[np.ndarray] = []
+    for k, step in enumerate(steps):
+        if not unsure.any():
+            break
+        reached.append(unsure.copy())
+        rows = np.flatnonzero(unsure)
+        d = decide(scores_of(k, rows), -np.inf if is_extract else step.lower, step.upper)
+        took, dropped = rows[d == KEEP], rows[d == DISCARD]
+        accepted[took] = True
+        discarded[dropped] = True
+        decided_by[took] = decided_by[dropped] = k
+        if correct is not None:
+            right[took] = correct[k][took]
+        unsure[rows[d != UNSURE]] = False
+    return CheapSteps(accepted, discarded, unsure, right, decided_by, tuple(reached))
+
+
+def forcing_shares(force_accept: float, force_discard: float, draws: np.ndarray | None = None):
+    """The share of each tuple's accept / discard that is forced to the gold operator: the fractions themselves
+    (the expected-value form), or realised by `draws` ((2, tuples) uniforms): 1.0 where the draw is below the
+    fraction, else 0.0 (as the executor draws them)."""
+    if draws is None:
+        return force_accept, force_discard
+    return (draws[0] < force_accept).astype(float), (draws[1] < force_discard).astype(float)
+
+
+def gold_share(accepted, discarded, unsure, label, force_accept, force_discard, right=None):
+    """(keep, to_gold, value_ok) per tuple of a cascade once the gold operator has decided its share.
+
+    accepted / discarded / unsure: how the cheap steps left the tuple (0/1, or probabilities in the relaxation);
+    force_accept / force_discard: the share of accepts / discards sent to the gold operator (fractions in the
+    expected-value form, 0/1 when realised: `forcing_shares`); label: the gold operator's decision (0 for "not
+    yet known": keep is then what the cheap steps keep). value_ok (extracts, `right` given): the value is right,
+    the gold operator's always is. Plain arithmetic, for numpy arrays and torch tensors alike.
+    """
+    to_gold = unsure + accepted * force_accept + discarded * force_discard
+    keep = accepted * (1.0 - force_accept) + to_gold * label
+    return keep, to_gold, None if right is None else value_right(right, to_gold, force_accept)
+
+
+def value_right(right, to_gold, force_accept):
+    """An extract's value is right: a cheap step's right value that is not forced to gold, or gold's own."""
+    return right * (1.0 - force_accept) + to_gold
 
 
 @dataclass(frozen=True)

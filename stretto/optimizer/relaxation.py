@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from stretto.optimizer.guarantees import blended_recall, forced_keep, lower_bound
+from stretto.optimizer.guarantees import blended_recall, lower_bound
+from stretto.optimizer.physical_plan import gold_share, value_right
 from stretto.optimizer.problem import PlanProblem
 
 DTYPE = torch.float32
@@ -172,7 +173,7 @@ def cascade(
         right = right + reached * keep * t.correct[None, :, m, :]
         discarded = discarded + reached * discard
         unsure = unsure - reached * (keep + discard)
-    keep, to_gold = forced_keep(
+    keep, to_gold, _ = gold_share(
         accepted,
         discarded,
         unsure,
@@ -180,7 +181,8 @@ def cascade(
         torch.sigmoid(params.force_accept)[..., None],
         torch.sigmoid(params.force_discard)[..., None],
     )
-    value_ok = right * (1.0 - torch.sigmoid(params.force_accept)[..., None]) + to_gold  # gold's value is right
+    # a fresh sigmoid node, as before: sharing the one above would round the gradient differently
+    value_ok = value_right(right, to_gold, torch.sigmoid(params.force_accept)[..., None])
     value_ok = torch.where(t.is_extract[None, :, None], value_ok, torch.ones_like(value_ok))
     return keep, seconds + to_gold * t.gold_costs[None, :, None], value_ok
 

@@ -12,31 +12,36 @@ from typing import Any
 import numpy as np
 import torch
 
-from stretto.optimizer.guarantees import lower_bound
-from stretto.optimizer.physical_plan import DISCARD, KEEP, UNSURE, Cascade, PhysicalPlan, decide
+from stretto.optimizer.guarantees import blended_recall, lower_bound
+from stretto.optimizer.physical_plan import Cascade, CheapSteps, PhysicalPlan, gold_share, run_steps
 from stretto.optimizer.problem import FilterSample, PlanProblem
 from stretto.optimizer.reorder import best_order
 
 
 def run_cascade(f: FilterSample, cascade: Cascade) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(keep probability, seconds, value-correct probability) per sample tuple of one cascade."""
-    n = len(f.labels)
-    unsure = np.ones(n)
-    accepted, discarded, seconds, right = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    flow = steps_on_sample(f, cascade)
+    seconds = np.zeros(len(f.labels))
     slot = {c: i for i, c in enumerate(f.candidates)}
-    for step in cascade.steps:
-        i = slot[step.operator]
-        seconds += unsure * f.costs[i]
-        d = decide(f.scores[i], -np.inf if f.is_extract else step.lower, step.upper)
-        accepted += unsure * (d == KEEP)
-        if f.is_extract:
-            right += unsure * (d == KEEP) * f.correct[i]
-        discarded += unsure * (d == DISCARD)
-        unsure = unsure * (d == UNSURE)
-    to_gold = unsure + accepted * cascade.force_accept + discarded * cascade.force_discard
-    keep = accepted * (1.0 - cascade.force_accept) + to_gold * f.labels
-    value_ok = right * (1.0 - cascade.force_accept) + to_gold if f.is_extract else np.ones(n)
-    return keep, seconds + to_gold * f.gold_cost, value_ok
+    for step, reached in zip(cascade.steps, flow.reached, strict=False):
+        seconds += reached * f.costs[slot[step.operator]]
+    accepted, discarded, unsure = (x.astype(float) for x in (flow.accepted, flow.discarded, flow.unsure))
+    keep, to_gold, value_ok = gold_share(
+        accepted, discarded, unsure, f.labels, cascade.force_accept, cascade.force_discard, flow.right.astype(float)
+    )
+    return keep, seconds + to_gold * f.gold_cost, value_ok if f.is_extract else np.ones(len(f.labels))
+
+
+def steps_on_sample(f: FilterSample, cascade: Cascade) -> CheapSteps:
+    """Where one cascade's cheap steps leave each sample tuple (hard decisions on the profiled scores)."""
+    slot = [{c: i for i, c in enumerate(f.candidates)}[step.operator] for step in cascade.steps]
+    return run_steps(
+        cascade.steps,
+        lambda k, rows: f.scores[slot[k]][rows],
+        np.ones(len(f.labels), bool),
+        f.is_extract,
+        [f.correct[i] for i in slot] if f.is_extract else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ def plan_on_sample(
     return PhysicalPlan(
         tuple(ordered[i] for i in order),
         precision,
-        (f + (1 - f) * recall_rest) * problem.upstream_recall,
+        blended_recall(1.0, recall_rest, f) * problem.upstream_recall,
         cost,
         best_order(gold.keep, gold.seconds)[1],
         system=system,
