@@ -1,4 +1,10 @@
-"""The optimizer's answer: per logical filter an ordered cascade of operators with two thresholds each."""
+"""The optimizer's answer: per logical filter an ordered cascade of operators with two thresholds each.
+
+Also the one home of the cascade semantics: `decide` (a step's KEEP / DISCARD / UNSURE), `run_steps` (only the
+unsure reach the next step), `forcing_shares` (a share of accepts / discards sent to gold, drawn or expected) and
+`gold_share` / `value_right` (what the gold operator takes and what is kept). The simulator, certification and
+the executor call them; the relaxation's tensor form uses gold_share and is tested equal to them at tau -> 0.
+"""
 
 from __future__ import annotations
 
