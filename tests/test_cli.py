@@ -135,6 +135,7 @@ def test_optimized_run_on_the_bundled_recording_prints_the_plan_and_logs_it(tmp_
         ("family.gold=null", "names no gold operator"),
         ("optimizer.name=simplex", "unknown optimizer 'simplex'"),
         ("profiling.fraction=0", "sample fraction 0 is outside (0, 1]"),
+        ("profiling.size=1000000", "sample size 1000000 is larger than the table"),
     ],
 )
 def test_optimized_run_rejects_bad_input(override, message, tmp_path):

@@ -61,6 +61,7 @@ def a_file(tmp_path) -> Path:
         (["run", "dataset=custom", "query=custom", "dataset.path=/no/such.csv"], "dataset.path=/no/such.csv does not"),
         (["run", "dataset.limit=abc"], "dataset.limit must be a whole number >= 1 (or null), got 'abc'"),
         (["run", "experiment=optimized_movie", "profiling.fraction=abc"], "sample fraction 'abc' is not a number"),
+        (["run", "experiment=optimized_movie", "profiling.size=0"], "profiling.size must be a whole number >= 1"),
         (["run", "family.stored=true", "paths.kv_dir={file}"], "paths.kv_dir={file} is a file, not a folder"),
         (["cache info", "paths.kv_dir={file}"], "paths.kv_dir={file} is a file, not a folder"),
         (["run", "optimizer=stretto", "profiling.store_dir={file}/sub"], "profiling.store_dir={file}/sub is under"),
