@@ -130,3 +130,50 @@ def test_sample_size_gives_that_many_rows():
 def test_a_bad_sample_size_is_a_clear_error(size):
     with pytest.raises(OptimizerError, match="sample size"):
         profiling_sample(400, 0.15, 0, size=size)
+
+
+def test_gold_only_takes_no_sample_and_pays_gold_on_every_row():
+    from stretto.baselines.gold_only import GoldOnlyOptimizer
+
+    run, recording, table, query, spec, source = _run(Targets(0.7, 0.7, 0.95), optimizer=GoldOnlyOptimizer())
+    gold = spec.gold_identity
+    assert run.profile_seconds == 0.0 and run.optimize_seconds == 0.0
+    assert len(run.sample) == 0 and run.problem is None and run.profile.records.empty
+    assert all(recording.rows[i] == 0 for i in spec.identities if i != gold)
+    # gold on every row, filters in query order, each asked only on the rows the earlier ones kept
+    alive, expected = np.ones(len(table), dtype=bool), 0.0
+    for f in query.operators:
+        scored = source.operator(f.template, gold).score(table.df, progress=False)
+        expected += float(scored.seconds[alive].sum())
+        alive &= scored.scores > 0.0
+    assert run.execution.seconds == pytest.approx(expected)
+    assert run.total_seconds == pytest.approx(expected)
+    assert np.array_equal(run.execution.kept, alive)
+    assert run.plan.system == "gold_only" and all(c.steps == () for c in run.plan.cascades)
+
+
+@pytest.mark.parametrize("system", ["lotus", "bargain"])
+def test_proxy_baselines_profile_only_their_proxy_and_gold(system):
+    from stretto.baselines.bargain import BargainOptimizer
+    from stretto.baselines.lotus import LotusOptimizer
+    from stretto.engine import plan_problem
+
+    make = {"lotus": LotusOptimizer, "bargain": BargainOptimizer}[system]
+    run, recording, table, query, spec, source = _run(Targets(0.7, 0.7, 0.95), fraction=0.25, optimizer=make())
+    gold = spec.gold_identity
+    proxy = next(i for i in spec.identities if i != gold and i.endswith("/none@0.00"))  # small model, full cache
+    others = [i for i in spec.identities if i not in (gold, proxy)]
+    assert others and all(recording.rows[i] == 0 for i in others)  # never asked, on the sample or the table
+    assert set(run.profile.records["operator"]) == {proxy, gold}
+    assert all(f.candidates == (proxy,) for f in run.problem.filters)
+    charged = sum(
+        float(source.operator(f.template, op).score(table.df.iloc[run.sample], progress=False).seconds.sum())
+        for f in query.operators
+        for op in (proxy, gold)
+    )
+    assert run.profile_seconds == pytest.approx(charged)
+    # the same plan as on the whole family's profile: the proxy it picks there is the one profiled here
+    everything = synthetic()[4]  # the recording: every operator's answers
+    full = plan_problem(table, query, spec, everything, run.sample, run.problem.targets)
+    assert len(full.filters[0].candidates) == 2
+    assert make().optimize(full).cascades == run.plan.cascades

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from BARGAIN import BARGAIN_PR, Oracle, Proxy
 
-from stretto.baselines.proxy import proxy_cascade_plan
+from stretto.baselines.proxy import proxy_candidates, proxy_cascade_plan
 from stretto.optimizer.physical_plan import PhysicalPlan
 from stretto.optimizer.problem import FilterSample, PlanProblem
 from stretto.plan.targets import Targets
@@ -80,6 +80,10 @@ class BargainOptimizer:
 
     def __init__(self, settings: BargainSettings | None = None) -> None:
         self.settings = settings or BargainSettings()
+
+    def candidates(self, identities: list[str], gold: str) -> list[str]:
+        """Only the proxy and gold are profiled (see proxy_candidates)."""
+        return proxy_candidates(identities, gold, self.settings.proxy)
 
     def optimize(self, problem: PlanProblem) -> PhysicalPlan:
         def bargain_thresholds(f: FilterSample, scores: np.ndarray, split: Targets) -> tuple[float, float, dict]:

@@ -1,4 +1,5 @@
-"""Gold-only: the gold operator answers every filter (the quality reference and the cost to beat)."""
+"""Gold-only: the gold operator answers every filter on every row, with no sample (the quality reference and the
+cost to beat); `optimize` gives the same plan for a problem built elsewhere."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ class GoldOnlyOptimizer:
 
     def __init__(self, settings: GoldOnlySettings | None = None) -> None:
         self.settings = settings or GoldOnlySettings()
+
+    def candidates(self, identities: list[str], gold: str) -> None:
+        """No sample at all: the gold operator answers every row and nothing is profiled."""
+        return None
 
     def optimize(self, problem: PlanProblem) -> PhysicalPlan:
         return gold_only_plan(problem, self.name)

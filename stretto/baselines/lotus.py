@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stretto.baselines.proxy import proxy_cascade_plan
+from stretto.baselines.proxy import proxy_candidates, proxy_cascade_plan
 from stretto.optimizer.physical_plan import PhysicalPlan
 from stretto.optimizer.problem import FilterSample, PlanProblem
 from stretto.plan.targets import Targets
@@ -127,6 +127,10 @@ class LotusOptimizer:
 
     def __init__(self, settings: LotusSettings | None = None) -> None:
         self.settings = settings or LotusSettings()
+
+    def candidates(self, identities: list[str], gold: str) -> list[str]:
+        """Only the proxy and gold are profiled (see proxy_candidates)."""
+        return proxy_candidates(identities, gold, self.settings.proxy)
 
     def optimize(self, problem: PlanProblem) -> PhysicalPlan:
         s = self.settings

@@ -3,7 +3,7 @@ the targets split evenly over the filters; only how the proxy's two thresholds a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,17 @@ def proxy_index(f: FilterSample, proxy: str | None) -> int:
         raise OptimizerError(f"filter '{f.template}' has no cheap operator to use as a proxy")
     full = [i for i, c in enumerate(f.candidates) if _on_full_cache(c)]
     return full[0] if full else 0
+
+
+def proxy_candidates(identities: Sequence[str], gold: str, proxy: str | None) -> list[str]:
+    """The operators a proxy-cascade baseline needs profiled: its proxy and gold, when the proxy can be told from
+    the identities alone (the one named, else the one small model on its full cache, else the only cheap one);
+    every operator when choosing it needs the measured costs (several full-cache candidates: the cheapest wins)
+    or the name is ambiguous (proxy_index then says so)."""
+    cheap = [c for c in identities if c != gold]
+    full = [c for c in cheap if _on_full_cache(c)] or cheap
+    hits = [c for c in cheap if proxy in c] if proxy else full
+    return [hits[0], gold] if len(hits) == 1 else list(identities)
 
 
 def _on_full_cache(identity: str) -> bool:

@@ -34,6 +34,11 @@ class Optimizer(Protocol):
     # Optional: needs_candidates(problem) -> bool, where `problem` holds the sample's gold labels alone (no
     # candidates). False says no plan but gold alone could be certified on these labels, so the cheap operators
     # are not profiled and gold alone answers (lazy profiling). A system without it profiles every operator.
+    #
+    # Optional: candidates(identities, gold) -> list[str] | None: the operators of the family (gold among them)
+    # this system needs profiled on the sample; the problem it optimizes then holds those alone, and only those
+    # are charged. None says the system takes no sample at all: the gold operator answers every row, nothing is
+    # profiled, and the run's cost is that execution alone. A system without it profiles the whole family.
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,8 @@ class QueryRun:
     execution: PlanExecution
     sample: np.ndarray  # row positions of the profiling sample
     profile: Profile
-    problem: PlanProblem  # what the optimizer saw
-    profile_seconds: float  # operator seconds spent on the sample (all candidates and gold)
+    problem: PlanProblem | None  # what the optimizer saw (None: the system took no sample, gold answered all)
+    profile_seconds: float  # operator seconds spent on the sample (gold and the candidates this system profiled)
     optimize_seconds: float  # wall time of the optimizer
 
     @property
@@ -111,13 +116,18 @@ def run_query(
     (needs_candidates) that the sample's gold labels cannot certify any plan but gold alone, the cheap operators
     are never asked, gold alone answers, and the profile seconds are the gold labels' alone."""
     query.check(table)
+    gold = family.gold_identity
+    chosen = wanted_operators(optimizer, family)
+    if chosen is None:
+        return unsampled_run(table, query, source, family, optimizer.name, seed=seed, progress=progress)
     sample = profiling_sample(len(table), sample_fraction, seed, size=sample_size)
     rows = table.df.iloc[sample]
     templates = [f.template for f in query.operators]
-    gold = family.gold_identity
     needs_candidates = getattr(optimizer, "needs_candidates", None)
     if needs_candidates is None:
-        profile = profile_query(table, query, source, family, sample=sample, store=store, progress=progress)
+        profile = profile_query(
+            table, query, source, family, sample=sample, store=store, progress=progress, identities=chosen
+        )
     else:
         profile = profile_query(
             table, query, source, family, sample=sample, store=store, progress=progress, identities=[gold]
@@ -141,19 +151,46 @@ def run_query(
             execution = execute_plan(table, plan, source, sample=sample, profile=profile, seed=seed, progress=progress)
             spent = sample_seconds(profile, rows, templates, [gold])
             return QueryRun(plan, execution, sample, profile, labels, spent, optimize_seconds)
-        cheap = [identity for identity in family.identities if identity != gold]
+        cheap = [identity for identity in chosen if identity != gold]
         if cheap:
             rest = profile_query(
                 table, query, source, family, sample=sample, store=store, progress=progress, identities=cheap
             )
             profile = Profile.concat([profile, rest])
-    problem = plan_problem(table, query, family, profile, sample, targets, upstream_recall)
+    problem = plan_problem(table, query, family, profile, sample, targets, upstream_recall, identities=chosen)
     began = time.perf_counter()
     plan = optimizer.optimize(problem)
     optimize_seconds = time.perf_counter() - began
     execution = execute_plan(table, plan, source, sample=sample, profile=profile, seed=seed, progress=progress)
-    spent = sample_seconds(profile, rows, templates, family.identities)
+    spent = sample_seconds(profile, rows, templates, chosen)
     return QueryRun(plan, execution, sample, profile, problem, spent, optimize_seconds)
+
+
+def wanted_operators(optimizer: Optimizer, family: FamilySpec) -> list[str] | None:
+    """The family's operators this system has profiled on the sample (gold always among them), in the family's
+    order; None when it takes no sample (see Optimizer.candidates)."""
+    candidates = getattr(optimizer, "candidates", None)
+    if candidates is None:
+        return list(family.identities)
+    gold = family.gold_identity
+    asked = candidates(list(family.identities), gold)
+    if asked is None:
+        return None
+    unknown = [identity for identity in asked if identity not in family.identities]
+    if unknown:
+        raise ValueError(f"{optimizer.name} asked for operators outside the family: {unknown}")
+    return [identity for identity in family.identities if identity in set(asked) | {gold}]
+
+
+def unsampled_run(
+    table: Table, query: Query, source: OperatorSource, family: FamilySpec, system: str, *, seed: int, progress: bool
+) -> QueryRun:
+    """A system that takes no sample: the gold operator on every row and nothing else (no profile, no problem;
+    its execution seconds cover every row)."""
+    plan = replace(one_operator_plan(query, family), system=system)
+    plan.notes.update(profiled="nothing: no sample")
+    execution = execute_plan(table, plan, source, seed=seed, progress=progress)
+    return QueryRun(plan, execution, np.array([], dtype=np.int64), Profile.empty(), None, 0.0, 0.0)
 
 
 def lazy_gold_plan(problem: PlanProblem, system: str) -> PhysicalPlan:

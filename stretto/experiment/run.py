@@ -268,7 +268,8 @@ def _optimized(
     }
     for identity, tuples in run.execution.tuples_per_operator().items():
         metrics[f"tuples.{metric_name(identity)}"] = tuples
-    for identity, (seconds, area) in operator_frontier(run.problem).items():
+    frontier = operator_frontier(run.problem) if run.problem is not None else {}  # None: no sample was taken
+    for identity, (seconds, area) in frontier.items():
         metrics[f"operator.{metric_name(identity)}.seconds"] = seconds  # the KV-variant frontier's points
         metrics[f"operator.{metric_name(identity)}.auc"] = area
     if silver is not None:
