@@ -18,8 +18,8 @@ def test_live_family_profiles_optimizes_and_executes_on_real_models(tmp_path, qw
     query = Query.of("reviews", [{"template": "{reviewtext} is clearly positive"}])
     spec = FamilySpec.of(
         {
-            "models": [{"model": "qwen-0.5b", "variants": [{"press": "none", "ratio": 0.0}]}],
-            "gold": {"model": "qwen-0.5b", "press": "knorm", "ratio": 0.5},  # a cheap stand-in gold for speed
+            "models": [{"model": "qwen-0.5b", "variants": [{"press": "knorm", "ratio": 0.5}]}],
+            "gold": {"model": "qwen-0.5b", "press": "none", "ratio": 0.0},  # a cheap stand-in gold for speed
         }
     )
     family = LiveFamily(spec, cache_dir=tmp_path, loaded={"qwen-0.5b": qwen05})  # the session's model
@@ -32,7 +32,7 @@ def test_live_family_profiles_optimizes_and_executes_on_real_models(tmp_path, qw
             query,
             family,
             spec,
-            Targets(0.6, 0.6),
+            Targets(0.3, 0.3),  # low enough that the 12-row sample could certify a plan: every operator is profiled
             GradientOptimizer(settings),
             sample_fraction=0.5,
             store=store,
