@@ -15,7 +15,7 @@ from stretto.execution.cascade_executor import OperatorSource, PlanExecution, ex
 from stretto.operators.family import FamilySpec
 from stretto.optimizer.physical_plan import Cascade, PhysicalPlan
 from stretto.optimizer.problem import PlanProblem, filter_sample
-from stretto.optimizer.simulate import gold_only_plan
+from stretto.optimizer.simulate import exact_gold_fallback
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
 from stretto.profiling.profile import Profile, ProfileStore, row_keys
@@ -195,14 +195,7 @@ def unsampled_run(
 
 def lazy_gold_plan(problem: PlanProblem, system: str) -> PhysicalPlan:
     """Gold alone, chosen before the cheap operators were profiled (their figures are absent from the plan)."""
-    plan = gold_only_plan(problem, system, fallback=True)
-    plan = replace(
-        plan,
-        precision_lower=1.0,
-        recall_lower=problem.upstream_recall,
-        certified=True,
-        bounds="exact: the gold operator alone (the guarantees are relative to it)",
-    )
+    plan = exact_gold_fallback(problem, system)
     plan.notes.update(lazy=True, profiled="gold only", gold_positives=int(problem.labels.sum()))
     return plan
 

@@ -44,7 +44,7 @@ from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step
 from stretto.optimizer.problem import PlanProblem
 from stretto.optimizer.relaxation import DTYPE, Params, SampleTensors, cascade, evaluate, gold_only_cost
 from stretto.optimizer.reorder import best_order
-from stretto.optimizer.simulate import gold_only_plan
+from stretto.optimizer.simulate import exact_gold_fallback, gold_only_plan
 
 log = logging.getLogger(__name__)
 
@@ -265,14 +265,7 @@ class GradientOptimizer:
         return plan
 
     def _fallback(self, problem: PlanProblem, began: float, notes: dict, path_length: int) -> PhysicalPlan:
-        plan = gold_only_plan(problem, self.name, fallback=True)
-        plan = replace(
-            plan,
-            precision_lower=1.0,
-            recall_lower=problem.upstream_recall,
-            certified=True,
-            bounds="exact: the gold operator alone (the guarantees are relative to it)",
-        )
+        plan = exact_gold_fallback(problem, self.name)
         plan.notes.update(notes, path_length=path_length, optimize_seconds=time.perf_counter() - began)
         return plan
 

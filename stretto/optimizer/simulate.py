@@ -6,7 +6,7 @@ tests to pin the relaxation's tau -> 0 limit. Forcing fractions count as their e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -107,3 +107,15 @@ def gold_only_plan(problem: PlanProblem, system: str, *, fallback: bool = False)
     """The gold operator on every filter, in the DP's order: gold-only, and every system's fallback."""
     return plan_on_sample(problem, [Cascade.gold_only(f.template, f.gold) for f in problem.filters], system,
                           fallback=fallback)  # fmt: skip
+
+
+def exact_gold_fallback(problem: PlanProblem, system: str) -> PhysicalPlan:
+    """Gold alone when nothing else certifies: its bounds are exact, since the guarantees are relative to gold
+    (only an upstream step such as blocking can cap its recall)."""
+    return replace(
+        gold_only_plan(problem, system, fallback=True),
+        precision_lower=1.0,
+        recall_lower=problem.upstream_recall,
+        certified=True,
+        bounds="exact: the gold operator alone (the guarantees are relative to it)",
+    )
