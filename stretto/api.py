@@ -24,7 +24,7 @@ import yaml
 
 from stretto.data.datasets import DATASETS, load_dataset
 from stretto.data.table import Table
-from stretto.engine import QueryRun, run_query
+from stretto.engine import Costs, QueryRun, run_query
 from stretto.errors import ProfileError, QueryError
 from stretto.evaluation.metrics import Quality, quality
 from stretto.execution.cascade_executor import OperatorSource
@@ -107,31 +107,32 @@ def operator_source(
 
 
 @dataclass(frozen=True)
-class Costs:
-    """Operator seconds a query spent, by phase (offline KV-cache and embedding builds are not in them)."""
-
-    profile_seconds: float  # the gold labels and every candidate operator profiled on the sample
-    optimize_seconds: float  # the optimizer's wall time
-    execution_seconds: float  # the plan on the rows outside the sample
-
-    @property
-    def total_seconds(self) -> float:
-        return self.profile_seconds + self.optimize_seconds + self.execution_seconds
-
-
-@dataclass(frozen=True)
 class Answer:
     """A query's result, the plan that produced it, what it cost, and how to check it."""
 
-    result: pd.DataFrame  # the rows that pass every filter, with a column per extract
-    kept: np.ndarray  # (rows of the table,) whether each row is in the result
-    plan: PhysicalPlan
-    costs: Costs
+    run: QueryRun  # everything the engine saw: sample, profile, problem, plan, execution, seconds
     table: Table
     query: Query
-    run: QueryRun  # everything the engine saw: sample, profile, problem, per-step statistics
     source: OperatorSource
     family: FamilySpec
+
+    @property
+    def result(self) -> pd.DataFrame:
+        """The rows that pass every filter, with a column per extract."""
+        return self.run.execution.result
+
+    @property
+    def kept(self) -> np.ndarray:
+        """(rows of the table,) whether each row is in the result."""
+        return self.run.execution.kept
+
+    @property
+    def plan(self) -> PhysicalPlan:
+        return self.run.plan
+
+    @property
+    def costs(self) -> Costs:
+        return self.run.costs
 
     def quality(self, labels: Any = None) -> Quality:
         """Precision and recall of the result's rows against a truth: `labels` is one boolean per row of the
@@ -259,8 +260,7 @@ def query(
         rows, parsed, source, spec, targets, optimizer,
         sample_fraction=sample_fraction, sample_size=sample_size, seed=seed, store=store, progress=progress,
     )  # fmt: skip
-    costs = Costs(run.profile_seconds, run.optimize_seconds, run.execution.seconds)
-    return Answer(run.execution.result, run.execution.kept, run.plan, costs, rows, parsed, run, source, spec)
+    return Answer(run, rows, parsed, source, spec)
 
 
 def _default_cache() -> Path:

@@ -5,9 +5,10 @@ relational steps, blocking and semantic joins around it.
 """
 
 from stretto.engine.pipeline import PipelineRun, run_pipeline
-from stretto.engine.query import Optimizer, QueryRun, one_operator_plan, plan_problem, profile_query, run_query
+from stretto.engine.query import Costs, Optimizer, QueryRun, one_operator_plan, plan_problem, profile_query, run_query
 
 __all__ = [
+    "Costs",
     "Optimizer",
     "PipelineRun",
     "QueryRun",
