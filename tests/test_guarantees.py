@@ -5,7 +5,6 @@ from scipy import stats
 
 from stretto.optimizer.guarantees import (
     _normal_approx,
-    beta_lower_bound,
     blended_recall,
     clopper_pearson_lower,
     forced_keep,
@@ -17,14 +16,14 @@ from stretto.optimizer.guarantees import (
 def test_beta_lower_bound_value_is_the_exact_quantile(alpha):
     tp = torch.tensor([0.0, 3.0, 17.5, 120.0, 999.0])
     fp = torch.tensor([0.0, 1.0, 4.25, 30.0, 2.0])
-    got = beta_lower_bound(tp, fp, alpha).numpy()
+    got = lower_bound(tp, fp, alpha, "beta").numpy()
     np.testing.assert_allclose(got, stats.beta.ppf(1 - alpha, tp.numpy() + 1, fp.numpy() + 1), atol=1e-6)
 
 
 def test_beta_lower_bound_gradient_is_the_normal_approximation_gradient():
     tp = torch.tensor([10.0, 50.0], dtype=torch.float64, requires_grad=True)
     fp = torch.tensor([5.0, 2.0], dtype=torch.float64, requires_grad=True)
-    beta_lower_bound(tp, fp, 0.95).sum().backward()
+    lower_bound(tp, fp, 0.95, "beta").sum().backward()
     tp2, fp2 = tp.detach().clone().requires_grad_(), fp.detach().clone().requires_grad_()
     _normal_approx(tp2, fp2, 0.95).sum().backward()
     torch.testing.assert_close(tp.grad, tp2.grad)
@@ -40,7 +39,7 @@ def test_clopper_pearson_against_scipy_and_edges():
 
 def test_bad_confidence_and_fraction():
     with pytest.raises(ValueError, match=r"alpha=1\.0"):
-        beta_lower_bound(torch.tensor(1.0), torch.tensor(1.0), 1.0)
+        lower_bound(torch.tensor(1.0), torch.tensor(1.0), 1.0, "beta")
     with pytest.raises(ValueError, match="sample fraction"):
         blended_recall(torch.tensor(1.0), torch.tensor(0.5), 1.5)
     assert float(blended_recall(torch.tensor(0.9), torch.tensor(0.7), 0.25)) == pytest.approx(0.75)
@@ -53,7 +52,7 @@ def test_clopper_pearson_option_matches_scipy_and_is_below_the_bayesian_bound(al
     cp = lower_bound(tp, fp, alpha, "clopper_pearson").numpy()
     expected = np.where(tp.numpy() > 0, stats.beta.ppf(1 - alpha, tp.numpy().clip(1e-12), fp.numpy() + 1), 0.0)
     np.testing.assert_allclose(cp, expected, atol=1e-6)
-    assert (cp <= beta_lower_bound(tp, fp, alpha).numpy() + 1e-12).all()
+    assert (cp <= lower_bound(tp, fp, alpha, "beta").numpy() + 1e-12).all()
     with pytest.raises(ValueError, match="unknown bound 'hoeffding'"):
         lower_bound(tp, fp, alpha, "hoeffding")
 

@@ -51,11 +51,6 @@ def lower_bound(successes: torch.Tensor, failures: torch.Tensor, alpha: float, k
     return approx + (torch.as_tensor(exact, dtype=approx.dtype, device=approx.device) - approx).detach()
 
 
-def beta_lower_bound(successes: torch.Tensor, failures: torch.Tensor, alpha: float) -> torch.Tensor:
-    """(1 - alpha) quantile of Beta(successes + 1, failures + 1); gradient of its normal approximation."""
-    return lower_bound(successes, failures, alpha, "beta")
-
-
 def clopper_pearson_lower(successes: int, trials: int, alpha: float) -> float:
     """Exact one-sided binomial lower bound: holds with probability >= alpha for every true rate."""
     check_alpha(alpha)
