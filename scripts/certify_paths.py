@@ -26,7 +26,7 @@ from scipy import stats
 
 from stretto.data.datasets import load_dataset
 from stretto.engine import plan_problem, profile_query
-from stretto.execution.gold import silver_decisions
+from stretto.execution.gold import gold_decisions
 from stretto.operators.family import FamilySpec, ReplayFamily
 from stretto.optimizer.certify import could_certify, plan_counts
 from stretto.optimizer.gradient import PAPER_RULE, GradientOptimizer, GradientSettings
@@ -71,7 +71,7 @@ def main() -> None:
     everything = np.arange(n)
     queries, full = [], {}
     for q in workload.conjunctions([2, 3]):
-        if silver_decisions(table, q, source, spec).all(axis=0).sum() < args.min_positives:
+        if gold_decisions(table, q, source, spec).all(axis=0).sum() < args.min_positives:
             continue
         queries.append(q)
         profile = profile_query(table, q, source, spec, sample=everything, progress=False)

@@ -2,9 +2,9 @@
 
 For every target (.5,.5), (.7,.7), (.9,.9) it runs `--seeds` queries: run i answers the 2- or 3-filter
 conjunction i mod (number of queries) of the workload's predicates, with profiling sample seed i,
-and checks the result against the gold operator's decisions on the whole table (silver) and against
-human labels where a filter has them (others: silver). Conjunctions with fewer than --min-positives
-silver rows are skipped (their precision is undefined or trivially met) and counted in the output.
+and checks the result against the gold operator's decisions on the whole table and against
+human labels where a filter has them (others: the gold operator). Conjunctions with fewer than --min-positives
+gold rows are skipped (their precision is undefined or trivially met) and counted in the output.
 For the first --cost-seeds runs per target it also runs LOCAL and the no-compression family on the
 same sample and reports execution-time ratios; gold-only is the gold operator on every row.
 
@@ -28,7 +28,7 @@ from stretto.api import family_spec, operator_source
 from stretto.data.datasets import load_dataset
 from stretto.engine import run_query
 from stretto.evaluation.plan_quality import check_targets, human_decisions
-from stretto.execution.gold import gold_only_seconds, silver_decisions
+from stretto.execution.gold import gold_decisions, gold_only_seconds
 from stretto.optimizer.ablations import LocalOptimizer
 from stretto.optimizer.gradient import PAPER_RULE, GradientOptimizer, GradientSettings
 from stretto.plan.targets import Targets
@@ -67,17 +67,17 @@ def main() -> None:
     queries, skipped = [], 0
     truth = {}
     for q in workload.conjunctions([2, 3]):
-        silver = silver_decisions(table, q, source, spec)
-        if silver.all(axis=0).sum() < args.min_positives:
+        gold = gold_decisions(table, q, source, spec)
+        if gold.all(axis=0).sum() < args.min_positives:
             skipped += 1
             continue
         queries.append(q)
         truth[q] = (
-            silver,
-            human_decisions(table, q, silver),
-            gold_only_seconds(table, q, source, spec, silver),
+            gold,
+            human_decisions(table, q, gold),
+            gold_only_seconds(table, q, source, spec, gold),
         )
-    print(f"{len(queries)} queries ({skipped} skipped: fewer than {args.min_positives} silver rows)")
+    print(f"{len(queries)} queries ({skipped} skipped: fewer than {args.min_positives} gold rows)")
 
     rows = []
     began = time.perf_counter()
@@ -85,7 +85,7 @@ def main() -> None:
         targets = Targets(tp, tr, args.alpha)
         for seed in tqdm(range(args.seeds), desc=f"targets ({tp}, {tr})"):
             q = queries[seed % len(queries)]
-            silver, human, gold_seconds = truth[q]
+            gold, human, gold_seconds = truth[q]
             settings = GradientSettings(seed=seed, **RULES[args.rule])
             systems = [("stretto", GradientOptimizer(settings), spec)]
             if seed < args.cost_seeds:
@@ -104,7 +104,7 @@ def main() -> None:
                     seed=seed,
                     progress=False,
                 )
-                check = check_targets(run.execution.kept, silver, human, targets)
+                check = check_targets(run.execution.kept, gold, human, targets)
                 rows.append(
                     {
                         "target_p": tp,
@@ -114,9 +114,9 @@ def main() -> None:
                         "filters": len(q.filters),
                         "system": system,
                         "fallback": run.plan.fallback,
-                        "precision_gold": check.silver.precision,
-                        "recall_gold": check.silver.recall,
-                        "met_gold": check.met_silver,
+                        "precision_gold": check.gold.precision,
+                        "recall_gold": check.gold.recall,
+                        "met_gold": check.met_gold,
                         "met_human": check.met_human,
                         "exec_seconds": run.execution.seconds,
                         "profile_seconds": run.profile_seconds,

@@ -97,7 +97,7 @@ def main() -> None:
         rows.append({
             "target": target, "precision": precision, "recall": recall, "met": precision >= target and recall >= target,
             "seconds": b.embedding_seconds + q.total_seconds,
-            "all_pairs_gold_seconds": q.problem.filters[0].gold_cost * b.all_pairs,
+            "all_pairs_gold_seconds": q.problem.operators[0].gold_cost * b.all_pairs,
             "candidates": b.candidates, "all_pairs": b.all_pairs, "true_matches": len(truth),
             "blocking_recall_true": len(candidates & truth) / len(truth), "blocking_recall_lower": b.recall_lower,
             "audit_found": b.found, "audit_missed": b.missed,

@@ -4,7 +4,7 @@ conf/pipeline/medical_digestive_patients.yaml with each of the dataset's three s
 .7 and .9 (alpha .95), with the real models on stored KV caches (conf/family/default.yaml). The join and the
 age filter run first (they commute with the semantic filter), so the models read only the symptoms of
 patients aged 40 or more. Precision and recall are against the gold operator on every row of that relation
-(silver); gold-only seconds are that gold run's measured seconds. 104 descriptions are few: the profiling
+(its decisions); gold-only seconds are that gold run's measured seconds. 104 descriptions are few: the profiling
 sample is 30% of the rows, and a plan that cannot be certified falls back to gold alone (`fallback`). The
 KV caches of every description are stored first (the offline step, untimed), as `stretto cache build` would.
 
@@ -71,13 +71,13 @@ def main() -> None:
                                store=store)  # fmt: skip
             relation = run.relation.df
             gold = source.operator(SemFilter.of(predicate).template, family.gold_identity)
-            silver = answers(relation, gold, store, progress=False)
-            q = quality(run.run.execution.kept, silver["score"].to_numpy() > 0.0)
+            truth = answers(relation, gold, store, progress=False)
+            q = quality(run.run.execution.kept, truth["score"].to_numpy() > 0.0)
             r = run.run
             rows.append({
                 "query": predicate, "target": target, "patients_rows": len(relation), "result_rows": len(run.result),
                 "precision": q.precision, "recall": q.recall, "met": target <= min(q.precision, q.recall),
-                "seconds": r.total_seconds, "gold_only_seconds": float(silver["seconds"].sum()),
+                "seconds": r.total_seconds, "gold_only_seconds": float(truth["seconds"].sum()),
                 "profile_seconds": r.profile_seconds, "optimize_seconds": r.optimize_seconds,
                 "execution_seconds": r.execution.seconds, "fallback": r.plan.fallback,
                 "relational_seconds": run.relational_seconds,

@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from stretto.data.datasets import load_dataset
 from stretto.engine import plan_problem, profile_query
-from stretto.execution.gold import silver_decisions
+from stretto.execution.gold import gold_decisions
 from stretto.operators.family import FamilySpec, ReplayFamily
 from stretto.optimizer.gradient import GradientOptimizer, GradientSettings
 from stretto.plan.targets import Targets
@@ -51,7 +51,7 @@ def main() -> None:
     for size in (2, 3, 4):
         queries = sorted(
             workload.conjunctions([size]),
-            key=lambda q: -silver_decisions(table, q, source, spec).all(axis=0).sum(),
+            key=lambda q: -gold_decisions(table, q, source, spec).all(axis=0).sum(),
         )[: args.repeats]
         times, attempts = [], []
         for r, query in enumerate(queries):

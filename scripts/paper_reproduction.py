@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from stretto.api import family_spec, operator_source
 from stretto.data.datasets import load_dataset
-from stretto.execution.gold import silver_decisions
+from stretto.execution.gold import gold_decisions
 from stretto.experiment.cli import CONF_DIR, config_file  # registers the config's resolvers
 from stretto.experiment.plots import draw_all, runs_frame
 from stretto.experiment.run import run_job
@@ -58,7 +58,7 @@ def usable_queries(dataset: str, min_positives: int, filters, extracts) -> tuple
     source = operator_source(spec, "replay", recording=ROOT / "recordings" / f"{dataset}.parquet")
     queries = generate(workload, filters, len(workload.conjunctions(filters, extracts)), 0, extracts)
     usable = [
-        i for i, q in enumerate(queries) if silver_decisions(table, q, source, spec).all(axis=0).sum() >= min_positives
+        i for i, q in enumerate(queries) if gold_decisions(table, q, source, spec).all(axis=0).sum() >= min_positives
     ]
     return usable, len(queries)
 

@@ -5,10 +5,11 @@ prefill per document feeds all variants), then answers every workload predicate 
 on the stored caches (extractions too: greedy answers and their log-probabilities). Answers are
 profiled through the same ProfileStore the optimizer uses, so an interrupted recording resumes where it
 stopped. The output is one Parquet file per workload (rows x operators x predicates floats) that audits and
-sweeps replay in seconds, with no model.
+sweeps replay in seconds, with no model. Beside it, every document's MiniLM embedding (the input of the learned
+operators), with its build seconds: recordings/<workload>_embeddings.parquet (`--embeddings` records only that).
 
-    .venv/bin/python scripts/record_scores.py --workload movie   # recordings/movie.parquet
-    .venv/bin/python scripts/record_scores.py --workload enron   # recordings/enron.parquet
+    .venv/bin/python scripts/record_scores.py --workload movie   # recordings/movie.parquet (+ _embeddings)
+    .venv/bin/python scripts/record_scores.py --workload enron   # recordings/enron.parquet (+ _embeddings)
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from stretto.kvcache.backend import KVCachedBackend
 from stretto.kvcache.build import KVBuilder
 from stretto.kvcache.store import KVStore
 from stretto.kvcache.variant import KVVariant
+from stretto.operators.embedding import Embedder
 from stretto.operators.llm_extract import operator_for
+from stretto.operators.stored_embeddings import EmbeddingTable
 from stretto.plan.template import parse_template
 from stretto.profiling.profile import Profile, ProfileStore
 
@@ -41,12 +44,17 @@ def main() -> None:
     parser.add_argument("--family", default="default", help="a file in conf/family/")
     parser.add_argument("--limit", type=int, default=None, help="first N rows only (a quick look)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--embeddings", action="store_true", help="record the documents' embeddings only")
     args = parser.parse_args()
 
     workload = OmegaConf.load(ROOT / "conf" / "workload" / f"{args.workload}.yaml")
     family = OmegaConf.load(ROOT / "conf" / "family" / f"{args.family}.yaml")
     table = load_dataset(workload.dataset, limit=args.limit)[workload.table]
     templates = [parse_template(f.template) for f in [*workload.filters, *(workload.get("extracts") or [])]]
+    out = args.out or ROOT / "recordings" / f"{args.workload}.parquet"
+    record_embeddings(table.df, templates, out.with_name(f"{out.stem}_embeddings.parquet"))
+    if args.embeddings:
+        return
     cache = default_cache_dir()
     profiles = ProfileStore(cache / "profiles")
     recorded = []
@@ -68,9 +76,19 @@ def main() -> None:
         print(f"{loaded.identity}: {time.perf_counter() - began:.0f} s")
         del loaded, builder, base
         gc.collect()
-    out = args.out or ROOT / "recordings" / f"{args.workload}.parquet"
     Profile.concat(recorded).save(out)
     print(f"wrote {out}")
+
+
+def record_embeddings(rows, templates, out: Path) -> None:
+    """Every document's embedding (the templates read one set of columns), built once and stored."""
+    columns = {t.columns for t in templates}
+    if len(columns) != 1:
+        raise SystemExit(f"the workload's templates read different columns {sorted(columns)}: one set expected")
+    embedded = EmbeddingTable.build(rows, next(iter(columns)), Embedder(), progress=True)
+    embedded.save(out)
+    per_doc = embedded.build_seconds.mean() * 1000
+    print(f"wrote {out}: {len(embedded.keys)} documents, {per_doc:.1f} ms/document ({embedded.embedder})")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ as objects. No Hydra, no MLflow: the harness (stretto/experiment/) configures th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,18 +25,20 @@ import yaml
 
 from stretto.data.datasets import DATASETS, load_dataset
 from stretto.data.table import Table
-from stretto.engine import Costs, QueryRun, run_query
-from stretto.errors import ProfileError, QueryError
+from stretto.engine import Costs, EmbeddingSource, QueryRun, run_query
+from stretto.errors import ModelError, ProfileError, QueryError
 from stretto.evaluation.metrics import Quality, quality
 from stretto.execution.cascade_executor import OperatorSource
-from stretto.execution.gold import silver_decisions
+from stretto.execution.gold import gold_decisions
 from stretto.operators.family import FamilySpec, LiveFamily, ReplayFamily
+from stretto.operators.stored_embeddings import EmbeddingStore, EmbeddingTable
 from stretto.optimizer.physical_plan import PhysicalPlan
 from stretto.plan.query import LabelSpec, Query, SemExtract, SemFilter
 from stretto.plan.targets import Targets
 from stretto.profiling.profile import Profile, ProfileStore
 from stretto.systems import ABLATIONS, check_system, make_optimizer
 
+log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 FAMILY_DIR = ROOT / "conf" / "family"  # the named families, one file each (also Hydra's `family` group)
 RECORDING_DIR = ROOT / "recordings"  # recorded operator answers of the bundled datasets (backend="replay")
@@ -106,6 +109,29 @@ def operator_source(
     raise QueryError(f"unknown backend '{backend}'; choose one of {list(BACKENDS)} or pass an operator source")
 
 
+def embedding_source(
+    backend: str | OperatorSource,
+    *,
+    recording_name: str = "",
+    recording: str | Path | None = None,
+    embeddings_dir: str | Path | None = None,
+) -> EmbeddingSource | None:
+    """The stored document embeddings learned operators read: beside a recording (`<recording>_embeddings.parquet`,
+    backend `replay`), or the store the offline build fills (`embeddings_dir`, default <cache dir>/embeddings)
+    for the real models. None where there are none (no learned operators then)."""
+    if backend == "replay":
+        path = Path(recording) if recording is not None else RECORDING_DIR / f"{recording_name}.parquet"
+        stored = path.with_name(f"{path.stem}_embeddings.parquet")
+        return EmbeddingTable.load(stored) if stored.exists() else None
+    if backend == "transformers":
+        try:
+            return EmbeddingStore(Path(embeddings_dir) if embeddings_dir else _default_cache() / "embeddings")
+        except ModelError as err:  # no embedder installed: no learned operators
+            log.info("no learned operators: %s", err)
+            return None
+    return None
+
+
 @dataclass(frozen=True)
 class Answer:
     """A query's result, the plan that produced it, what it cost, and how to check it."""
@@ -144,7 +170,7 @@ class Answer:
     def _truth(self, labels: Any) -> np.ndarray:
         n = len(self.table)
         if isinstance(labels, str) and labels == "gold":
-            return silver_decisions(self.table, self.query, self.source, self.family).all(axis=0)
+            return gold_decisions(self.table, self.query, self.source, self.family).all(axis=0)
         if isinstance(labels, Mapping):
             spec = LabelSpec(**labels)
             spec.check(self.table, "labels")
@@ -256,9 +282,14 @@ def query(
     )  # fmt: skip
     live = backend == "transformers"
     store = ProfileStore((Path(cache_dir) if cache_dir else _default_cache()) / "profiles") if live else None
+    embeddings = embedding_source(
+        backend, recording_name=bundled, recording=recording,
+        embeddings_dir=Path(cache_dir) / "embeddings" if cache_dir else None,
+    )  # fmt: skip
     run = run_query(
         rows, parsed, source, spec, targets, optimizer,
         sample_fraction=sample_fraction, sample_size=sample_size, seed=seed, store=store, progress=progress,
+        embeddings=embeddings,
     )  # fmt: skip
     return Answer(run, rows, parsed, source, spec)
 

@@ -61,7 +61,7 @@ def test_systems_run_by_name_on_the_same_profile():
     assert gold.quality("gold").precision == 1.0 and gold.quality("gold").recall == 1.0
     # each is charged what it needs: gold alone takes no sample; LOTUS profiles its proxy and gold on one
     assert gold.costs.profile_seconds == 0.0 and len(gold.run.sample) == 0 and gold.run.problem is None
-    assert lotus.costs.profile_seconds > 0.0 and len(lotus.run.problem.filters[0].candidates) == 1
+    assert lotus.costs.profile_seconds > 0.0 and len(lotus.run.problem.operators[0].candidates) == 1
     ablation = stretto.query("movie", [POSITIVE], system="no_compression", settings=FAST, **options)
     assert all("@0.00" in s.operator for c in ablation.plan.cascades for s in c.steps)
 

@@ -13,7 +13,7 @@ from stretto.errors import OptimizerError, QueryError
 from stretto.evaluation.metrics import quality
 from stretto.evaluation.plan_quality import check_targets
 from stretto.execution.cascade_executor import execute_plan
-from stretto.execution.gold import silver_decisions
+from stretto.execution.gold import gold_decisions
 from stretto.experiment.systems import make_optimizer
 from stretto.optimizer.gradient import GradientSettings
 from stretto.optimizer.physical_plan import DISCARD, KEEP, UNSURE, decide
@@ -95,7 +95,7 @@ def test_abacus_meets_the_targets_as_point_estimates_on_the_sample():
 
 def test_every_system_runs_on_the_same_profile_and_gold_only_is_exact():
     problem, table, query, spec, source, sample, profile = problem_for(n_filters=2)
-    silver = silver_decisions(table, query, source, spec)
+    gold = gold_decisions(table, query, source, spec)
     seconds = {}
     for name in OPTIMIZERS:
         settings = optimizer_types(name)[1]
@@ -105,8 +105,8 @@ def test_every_system_runs_on_the_same_profile_and_gold_only_is_exact():
         run = execute_plan(table, plan, source, sample=sample, profile=profile, seed=0, progress=False)
         seconds[name] = run.seconds
         if name == "gold_only":
-            check = check_targets(run.kept, silver, None, problem.targets)
-            assert check.silver.precision == 1.0 and check.silver.recall == 1.0
+            check = check_targets(run.kept, gold, None, problem.targets)
+            assert check.gold.precision == 1.0 and check.gold.recall == 1.0
     assert seconds["lotus"] < seconds["gold_only"] and seconds["stretto"] < seconds["gold_only"]
 
 
@@ -119,7 +119,7 @@ def test_gold_only_plan_costs_what_gold_costs():
 
 def test_lotus_uses_the_named_proxy_and_rejects_an_ambiguous_one():
     problem, *_ = problem_for(n_filters=1)
-    f = problem.filters[0]
+    f = problem.operators[0]
     assert OperatorId.parse(f.candidates[proxy_index(f, None)]).full_cache
     plan = LotusOptimizer(make_optimizer({"name": "lotus", "proxy": "knorm"}).settings).optimize(problem)
     assert "knorm" in plan.cascades[0].steps[0].operator

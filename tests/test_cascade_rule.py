@@ -43,14 +43,14 @@ def test_drawn_forcing_averages_to_its_expected_form():
 def test_relaxation_hard_mode_is_the_one_hard_cascade_per_filter_and_tuple():
     problem, *_ = problem_for(n_filters=2, extract=True)
     t = SampleTensors.of(problem)
-    params = Params.random(6, len(problem.filters), t.valid.shape[1], torch.Generator().manual_seed(2))
+    params = Params.random(6, len(problem.operators), t.valid.shape[1], torch.Generator().manual_seed(2))
     params.force_accept.fill_(-40.0)
     params.force_discard.fill_(-40.0)
     hard = evaluate(t, params, hard=True)
     for job in range(6):
         plan = to_plan(t, problem, params, job, "test")
         by_template = {c.template: c for c in plan.cascades}
-        for i, f in enumerate(problem.filters):
+        for i, f in enumerate(problem.operators):
             keep, _, _ = run_cascade(f, by_template[f.template])
             np.testing.assert_array_equal(hard.keep[job, i].numpy(), keep)
             kept, _ = cascade_outcome(f, by_template[f.template], np.ones((2, len(f.labels))))

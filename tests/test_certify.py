@@ -22,7 +22,7 @@ from stretto.optimizer.certify import (
 )
 from stretto.optimizer.gradient import GradientOptimizer, GradientSettings
 from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step
-from stretto.optimizer.problem import FilterSample, PlanProblem
+from stretto.optimizer.problem import OperatorSample, PlanProblem
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
 
@@ -78,7 +78,7 @@ def test_fixed_sequence_stops_at_the_first_failure():
 
 def test_plan_counts_realise_forcing_and_match_the_expected_counts():
     problem, *_ = problem_for(n_filters=2, fraction=0.5)
-    f0, f1 = problem.filters
+    f0, f1 = problem.operators
     plan = PhysicalPlan(
         (
             Cascade(f0.template, (Step(f0.candidates[0], -0.5, 0.5),), f0.gold, 0.5, 0.0),
@@ -97,7 +97,7 @@ def test_plan_counts_realise_forcing_and_match_the_expected_counts():
 
 
 def _population_problem(scores: np.ndarray, labels: np.ndarray, targets: Targets) -> PlanProblem:
-    f = FilterSample("{t} x", ("cheap",), scores[None], np.array([0.02]), "gold", 0.1, labels)
+    f = OperatorSample("{t} x", ("cheap",), scores[None], np.array([0.02]), "gold", 0.1, labels)
     return PlanProblem((f,), targets, 0.1)
 
 

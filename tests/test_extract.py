@@ -83,8 +83,8 @@ def test_a_wrong_value_is_a_false_positive_and_a_false_negative():
 
 def test_extract_relaxation_is_the_hard_cascade_the_simulator_and_the_executor():
     problem, table, _query, _spec, source, sample, _ = problem_for(n_filters=1, extract=True)
-    assert [f.is_extract for f in problem.filters] == [False, True]
-    assert problem.filters[1].labels.all() and problem.filters[1].correct.mean() < 1.0
+    assert [f.is_extract for f in problem.operators] == [False, True]
+    assert problem.operators[1].labels.all() and problem.operators[1].correct.mean() < 1.0
     t = SampleTensors.of(problem)
     params = Params.random(6, 2, t.valid.shape[1], torch.Generator().manual_seed(1))
     params.force_accept.fill_(-40.0)
@@ -95,7 +95,7 @@ def test_extract_relaxation_is_the_hard_cascade_the_simulator_and_the_executor()
     assert torch.all(hard.keep[:, 1] == 1.0)  # an extract never drops a tuple
     sample_table = table.sample(len(sample), seed=0)
     sample_table.df = table.df.iloc[sample]
-    gold = source.operator(parse_template(EXTRACT), problem.filters[1].gold).score(sample_table.df, progress=False)
+    gold = source.operator(parse_template(EXTRACT), problem.operators[1].gold).score(sample_table.df, progress=False)
     for job in range(6):
         plan = to_plan(t, problem, params, job, "test")
         assert plan.cascades[-1].template == EXTRACT  # nothing to gain from extracting before filtering
@@ -115,7 +115,7 @@ def test_extract_relaxation_is_the_hard_cascade_the_simulator_and_the_executor()
 
 def test_gold_only_extract_is_always_right_and_a_cheap_one_costs_its_errors():
     problem, *_ = problem_for(n_filters=1, extract=True)
-    f, e = problem.filters
+    f, e = problem.operators
     gold = PhysicalPlan((Cascade.gold_only(f.template, f.gold), Cascade.gold_only(e.template, e.gold)), 0, 0, 0, 0)
     run = simulate(problem, gold)
     assert run.fp == 0 and run.fn == 0

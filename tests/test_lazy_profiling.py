@@ -88,7 +88,7 @@ def test_a_certifiable_query_profiles_every_operator():
     for identity in spec.identities:
         assert recording.rows[identity] >= len(run.sample) * len(query.operators)
     assert set(run.profile.records["operator"]) == set(spec.identities)
-    assert run.problem.filters[0].candidates  # the optimizer saw the cheap operators
+    assert run.problem.operators[0].candidates  # the optimizer saw the cheap operators
 
 
 def test_systems_without_the_check_profile_everything():
@@ -165,7 +165,7 @@ def test_proxy_baselines_profile_only_their_proxy_and_gold(system):
     others = [i for i in spec.identities if i not in (gold, proxy)]
     assert others and all(recording.rows[i] == 0 for i in others)  # never asked, on the sample or the table
     assert set(run.profile.records["operator"]) == {proxy, gold}
-    assert all(f.candidates == (proxy,) for f in run.problem.filters)
+    assert all(f.candidates == (proxy,) for f in run.problem.operators)
     charged = sum(
         float(source.operator(f.template, op).score(table.df.iloc[run.sample], progress=False).seconds.sum())
         for f in query.operators
@@ -175,5 +175,5 @@ def test_proxy_baselines_profile_only_their_proxy_and_gold(system):
     # the same plan as on the whole family's profile: the proxy it picks there is the one profiled here
     everything = synthetic()[4]  # the recording: every operator's answers
     full = plan_problem(table, query, spec, everything, run.sample, run.problem.targets)
-    assert len(full.filters[0].candidates) == 2
+    assert len(full.operators[0].candidates) == 2
     assert make().optimize(full).cascades == run.plan.cascades

@@ -11,12 +11,12 @@ from stretto.engine import run_query
 from stretto.errors import OptimizerError, ProfileError, QueryError
 from stretto.evaluation.plan_quality import check_targets
 from stretto.execution.cascade_executor import execute_plan
-from stretto.execution.gold import silver_decisions
+from stretto.execution.gold import gold_decisions
 from stretto.operators.family import FamilySpec
 from stretto.optimizer.ablations import LocalOptimizer, ShiftBudgetOptimizer
 from stretto.optimizer.gradient import GradientOptimizer, GradientSettings, streams, to_plan
 from stretto.optimizer.guarantees import lower_bound
-from stretto.optimizer.problem import FilterSample, PlanProblem, filter_sample
+from stretto.optimizer.problem import OperatorSample, PlanProblem, operator_sample
 from stretto.optimizer.relaxation import Params, SampleTensors, evaluate
 from stretto.optimizer.reorder import best_order
 from stretto.optimizer.simulate import simulate
@@ -93,7 +93,7 @@ def test_bad_inputs_give_specific_errors():
         profiling_sample(100, 0, 0)
     with pytest.raises(OptimizerError, match="empty table"):
         profiling_sample(0, 0.1, 0)
-    empty = FilterSample("{t} x", ("a",), np.zeros((1, 0)), np.ones(1), "gold", 1.0, np.zeros(0, bool))
+    empty = OperatorSample("{t} x", ("a",), np.zeros((1, 0)), np.ones(1), "gold", 1.0, np.zeros(0, bool))
     with pytest.raises(OptimizerError, match="sample is empty"):
         PlanProblem((empty,), Targets(), 0.1)
     with pytest.raises(OptimizerError, match="names no gold operator"):
@@ -101,11 +101,11 @@ def test_bad_inputs_give_specific_errors():
     _problem, _table, query, spec, _source, _sample, profile = problem_for()
     keys = ["nope"]
     with pytest.raises(OptimizerError, match="names no gold"):
-        filter_sample(profile, query.filters[0].template, keys, spec.identities, "")
+        operator_sample(profile, query.filters[0].template, keys, spec.identities, "")
     with pytest.raises(ProfileError, match="never answered"):
-        filter_sample(profile, query.filters[0].template, keys, spec.identities, spec.gold_identity)
+        operator_sample(profile, query.filters[0].template, keys, spec.identities, spec.gold_identity)
     with pytest.raises(ProfileError, match=r"no recorded answers of operator 'm@x/none@0\.00'"):
-        filter_sample(profile, query.filters[0].template, keys, spec.identities, "m@x/none@0.00")
+        operator_sample(profile, query.filters[0].template, keys, spec.identities, "m@x/none@0.00")
 
 
 def test_reorder_dp_matches_brute_force():
@@ -130,7 +130,7 @@ def test_local_and_shift_budget_ablations_cover_every_filter_and_shift_never_cos
     local = LocalOptimizer(FAST).optimize(problem)
     shifted = ShiftBudgetOptimizer(FAST).optimize(problem)
     for plan in (local, shifted):
-        assert sorted(c.template for c in plan.cascades) == sorted(f.template for f in problem.filters)
+        assert sorted(c.template for c in plan.cascades) == sorted(f.template for f in problem.operators)
     assert shifted.cost_per_tuple <= local.cost_per_tuple + 1e-12
 
 
@@ -142,12 +142,12 @@ def test_engine_on_replay_reuses_sample_answers_and_reports_quality():
     assert run.execution.sample_rows == len(run.sample) == 60
     first = run.execution.stats[0]
     assert first.tuples == len(table) - len(run.sample)  # sample tuples are never scored again
-    silver = silver_decisions(table, query, source, spec)
-    check = check_targets(run.execution.kept, silver, None, targets)
-    assert check.human is None and check.silver.support > 0
+    gold = gold_decisions(table, query, source, spec)
+    check = check_targets(run.execution.kept, gold, None, targets)
+    assert check.human is None and check.gold.support > 0
     in_sample = np.zeros(len(table), bool)
     in_sample[run.sample] = True
-    truth = silver.all(axis=0)
+    truth = gold.all(axis=0)
     np.testing.assert_array_equal(run.execution.kept[in_sample], truth[in_sample])  # gold answers the sample
     assert run.profile_seconds == pytest.approx(60 * 2 * (0.010 + 0.006 + 0.100))
     assert run.execution.seconds == pytest.approx(sum(s.seconds for s in run.execution.stats))

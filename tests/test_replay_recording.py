@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from stretto.data.datasets import load_dataset
 from stretto.engine import run_query
 from stretto.evaluation.plan_quality import check_targets, human_decisions
-from stretto.execution.gold import gold_only_seconds, silver_decisions
+from stretto.execution.gold import gold_decisions, gold_only_seconds
 from stretto.operators.family import FamilySpec, ReplayFamily
 from stretto.optimizer.gradient import GradientOptimizer
 from stretto.plan.query import Query
@@ -52,19 +52,19 @@ def test_optimized_query_on_real_recordings_is_cheaper_than_gold_and_accounts_fo
     )
     targets = Targets(0.5, 0.5, 0.95)
     run = run_query(table, query, source, spec, targets, GradientOptimizer(), seed=1, progress=False)
-    silver = silver_decisions(table, query, source, spec)
+    gold = gold_decisions(table, query, source, spec)
     assert not run.plan.fallback
-    assert run.execution.seconds < 0.7 * gold_only_seconds(table, query, source, spec, silver)
+    assert run.execution.seconds < 0.7 * gold_only_seconds(table, query, source, spec, gold)
     first = [s for s in run.execution.stats if s.template == run.plan.cascades[0].template]
     assert first[0].tuples == len(table) - len(run.sample)
     assert sum(s.kept + s.discarded + s.to_gold for s in first[:-1]) + first[-1].tuples >= first[0].tuples
-    check = check_targets(run.execution.kept, silver, human_decisions(table, query, silver), targets)
-    assert check.human is not None and 0.0 < check.silver.f1 <= 1.0
+    check = check_targets(run.execution.kept, gold, human_decisions(table, query, gold), targets)
+    assert check.human is not None and 0.0 < check.gold.f1 <= 1.0
 
 
-def test_the_gold_operator_alone_reproduces_silver_exactly(movie):
+def test_the_gold_operator_alone_reproduces_gold_decisions_exactly(movie):
     table, spec, source = movie
     query = Query.of("reviews", [{"template": "{reviewtext} mentions excellent acting"}])
-    silver = silver_decisions(table, query, source, spec)
+    decisions = gold_decisions(table, query, source, spec)
     gold = source.operator(query.filters[0].template, spec.gold_identity).score(table.df, progress=False)
-    np.testing.assert_array_equal(gold.scores > 0, silver[0])
+    np.testing.assert_array_equal(gold.scores > 0, decisions[0])

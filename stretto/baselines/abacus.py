@@ -18,7 +18,7 @@ import numpy as np
 
 from stretto.evaluation.metrics import Quality, quality
 from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step
-from stretto.optimizer.problem import FilterSample, PlanProblem
+from stretto.optimizer.problem import OperatorSample, PlanProblem
 from stretto.optimizer.reorder import best_order
 from stretto.optimizer.simulate import gold_only_plan, plan_on_sample, run_cascade
 
@@ -42,7 +42,7 @@ class Choice:
         return float(self.seconds.mean())
 
 
-def choices(f: FilterSample, grid: int) -> list[Choice]:
+def choices(f: OperatorSample, grid: int) -> list[Choice]:
     cascades = [Cascade.gold_only(f.template, f.gold)]
     for i, op in enumerate(f.candidates):
         edges = np.unique(np.quantile(f.scores[i], np.linspace(0, 1, grid + 1)))
@@ -79,7 +79,7 @@ class AbacusOptimizer:
         self.settings = settings or AbacusSettings()
 
     def optimize(self, problem: PlanProblem) -> PhysicalPlan:
-        fronts = [pareto(choices(f, self.settings.grid), self.settings.frontier) for f in problem.filters]
+        fronts = [pareto(choices(f, self.settings.grid), self.settings.frontier) for f in problem.operators]
         labels = problem.labels
         best, best_cost = None, np.inf
         for combo in itertools.product(*fronts):

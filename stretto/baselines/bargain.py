@@ -18,7 +18,7 @@ from BARGAIN import BARGAIN_PR, Oracle, Proxy
 
 from stretto.baselines.proxy import proxy_candidates, proxy_cascade_plan
 from stretto.optimizer.physical_plan import PhysicalPlan
-from stretto.optimizer.problem import FilterSample, PlanProblem
+from stretto.optimizer.problem import OperatorSample, PlanProblem
 from stretto.plan.targets import Targets
 
 
@@ -86,7 +86,7 @@ class BargainOptimizer:
         return proxy_candidates(identities, gold, self.settings.proxy)
 
     def optimize(self, problem: PlanProblem) -> PhysicalPlan:
-        def bargain_thresholds(f: FilterSample, scores: np.ndarray, split: Targets) -> tuple[float, float, dict]:
+        def bargain_thresholds(f: OperatorSample, scores: np.ndarray, split: Targets) -> tuple[float, float, dict]:
             target = max(split.precision, split.recall)
             lower, upper, t_r, t_p = thresholds(scores, f.labels, target, 1 - split.alpha, self.settings)
             return lower, upper, {"t_R": t_r, "t_P": t_p, "sample": len(f.labels)}

@@ -27,7 +27,7 @@ import numpy as np
 
 from stretto.baselines.proxy import proxy_candidates, proxy_cascade_plan
 from stretto.optimizer.physical_plan import PhysicalPlan
-from stretto.optimizer.problem import FilterSample, PlanProblem
+from stretto.optimizer.problem import OperatorSample, PlanProblem
 from stretto.plan.targets import Targets
 
 
@@ -136,7 +136,7 @@ class LotusOptimizer:
         s = self.settings
         rng = np.random.default_rng(s.seed)  # one stream over the filters, in their order
 
-        def lotus_thresholds(f: FilterSample, scores: np.ndarray, split: Targets) -> tuple[float, float, dict]:
+        def lotus_thresholds(f: OperatorSample, scores: np.ndarray, split: Targets) -> tuple[float, float, dict]:
             edges = quantile_edges(scores, s.calibration_quantiles)
             calibrated = calibrate(scores, edges)
             drawn, correction = importance_sample(calibrated, s.is_weight, len(calibrated), rng)

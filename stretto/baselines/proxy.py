@@ -11,16 +11,16 @@ import numpy as np
 from stretto.errors import OptimizerError
 from stretto.optimizer.ablations import share_targets
 from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step
-from stretto.optimizer.problem import FilterSample, PlanProblem
+from stretto.optimizer.problem import OperatorSample, PlanProblem
 from stretto.optimizer.simulate import plan_on_sample
 from stretto.plan.targets import Targets
 from stretto.profiling.operator import OperatorId
 
 # (filter, the proxy's sample scores, the filter's share of the targets) -> (lower, upper, notes for the plan)
-Thresholds = Callable[[FilterSample, np.ndarray, Targets], tuple[float, float, dict[str, Any]]]
+Thresholds = Callable[[OperatorSample, np.ndarray, Targets], tuple[float, float, dict[str, Any]]]
 
 
-def proxy_index(f: FilterSample, proxy: str | None) -> int:
+def proxy_index(f: OperatorSample, proxy: str | None) -> int:
     """The candidate a proxy-cascade baseline uses: the one named (identity or a unique part of it), else the
     small model on its full cache (LOTUS's helper model), else the cheapest."""
     if proxy:
@@ -62,10 +62,10 @@ def per_filter_targets(targets: Targets, n_filters: int) -> Targets:
 def proxy_cascade_plan(problem: PlanProblem, system: str, proxy: str | None, thresholds: Thresholds) -> PhysicalPlan:
     """One proxy + gold cascade per filter, in filter order, its thresholds from `thresholds`; the targets split
     per filter; extracts run on the gold extractor (these systems have no cascade for them)."""
-    split = per_filter_targets(problem.targets, sum(not f.is_extract for f in problem.filters))
-    cascades = [Cascade.gold_only(f.template, f.gold) for f in problem.filters if f.is_extract]
+    split = per_filter_targets(problem.targets, sum(not f.is_extract for f in problem.operators))
+    cascades = [Cascade.gold_only(f.template, f.gold) for f in problem.operators if f.is_extract]
     notes = {}
-    for f in (f for f in problem.filters if not f.is_extract):
+    for f in (f for f in problem.operators if not f.is_extract):
         i = proxy_index(f, proxy)
         lower, upper, notes[f.template] = thresholds(f, f.scores[i], split)
         cascades.append(Cascade(f.template, (Step(f.candidates[i], lower, upper),), f.gold))

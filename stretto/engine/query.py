@@ -9,12 +9,15 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
+import pandas as pd
 
 from stretto.data.table import Table
 from stretto.execution.cascade_executor import OperatorSource, PlanExecution, execute_plan
 from stretto.operators.family import FamilySpec
+from stretto.operators.learned import LearnedOperator, WithLearned, fit_learned
+from stretto.operators.stored_embeddings import EmbeddingTable
 from stretto.optimizer.physical_plan import Cascade, PhysicalPlan
-from stretto.optimizer.problem import PlanProblem, filter_sample
+from stretto.optimizer.problem import PlanProblem, operator_sample
 from stretto.optimizer.simulate import exact_gold_fallback
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
@@ -22,6 +25,12 @@ from stretto.profiling.profile import Profile, ProfileStore, row_keys
 from stretto.profiling.sample import profile_rows, profiling_sample, sample_seconds
 
 log = logging.getLogger(__name__)
+
+
+class EmbeddingSource(Protocol):
+    """Stored document embeddings (a recording's, or an EmbeddingStore): None where they were never built."""
+
+    def available(self, rows: pd.DataFrame, columns: Sequence[str]) -> EmbeddingTable | None: ...
 
 
 class Optimizer(Protocol):
@@ -39,6 +48,10 @@ class Optimizer(Protocol):
     # this system needs profiled on the sample; the problem it optimizes then holds those alone, and only those
     # are charged. None says the system takes no sample at all: the gold operator answers every row, nothing is
     # profiled, and the run's cost is that execution alone. A system without it profiles the whole family.
+    #
+    # Optional: tuning_tuples(problem) -> np.ndarray | None: the sample tuples it tunes on and never certifies
+    # on. Learned operators are fitted on those tuples' labels and offered to it as candidates (when the
+    # documents have stored embeddings); None, or a system without it, gets no learned operators.
 
 
 @dataclass(frozen=True)
@@ -100,16 +113,62 @@ def plan_problem(
     targets: Targets,
     upstream_recall: float = 1.0,
     identities: Sequence[str] | None = None,
+    learned: Sequence[LearnedOperator] = (),
 ) -> PlanProblem:
     """`identities`: the candidates profiled (default: the whole family; the gold one alone gives a problem with
-    the gold labels and no candidates)."""
+    the gold labels and no candidates). `learned`: learned operators fitted for this query, candidates of their
+    own template (fitted on the tuning labels)."""
     rows = table.df.iloc[sample]
     identities = family.identities if identities is None else identities
-    filters = tuple(
-        filter_sample(profile, f.template, row_keys(rows, f.template), identities, family.gold_identity)
-        for f in query.operators
+    operators = []
+    for op in query.operators:
+        fitted = [lo.identity for lo in learned if lo.template.text == op.template.text]
+        keys = row_keys(rows, op.template)
+        operators.append(
+            operator_sample(profile, op.template, keys, [*identities, *fitted], family.gold_identity, fitted)
+        )
+    return PlanProblem(tuple(operators), targets, len(sample) / len(table), upstream_recall)
+
+
+def learned_operators(
+    table: Table,
+    query: Query,
+    source: OperatorSource,
+    profile: Profile,
+    sample: np.ndarray,
+    tuning: np.ndarray,
+    embeddings: EmbeddingSource,
+    gold: str,
+    cheap: Sequence[str],
+) -> list[LearnedOperator]:
+    """Per filter whose documents have stored embeddings: learned operators over the embedding alone and over
+    [embedding + each cheap operator's score], fitted on the gold labels of the sample's `tuning` tuples only
+    (positions into `sample`), so the certification tuples still judge them as fresh data."""
+    rows = table.df.iloc[sample]
+    out: list[LearnedOperator] = []
+    for f in query.filters:
+        stored = embeddings.available(table.df, f.template.columns)
+        if stored is None:
+            continue
+        keys = row_keys(rows, f.template)
+        labels = profile.lookup(keys, f.template, gold)["score"].to_numpy() > 0.0
+        inputs = {
+            identity: (source.operator(f.template, identity), profile.lookup(keys, f.template, identity)["score"])
+            for identity in cheap
+        }
+        inputs = {k: (op, scores.to_numpy(np.float64)) for k, (op, scores) in inputs.items()}
+        out.extend(fit_learned(f.template, rows, labels, tuning, stored, inputs))
+    return out
+
+
+def learned_profile(table: Table, sample: np.ndarray, learned: Sequence[LearnedOperator]) -> Profile:
+    """The learned operators' answers on the sample rows (their input operators answer from the profile store
+    or recording, so nothing is scored twice by a model)."""
+    rows = table.df.iloc[sample]
+    return Profile.concat(
+        Profile.of_scores(row_keys(rows, op.template), op.template, op.identity, op.score(rows, progress=False))
+        for op in learned
     )
-    return PlanProblem(filters, targets, len(sample) / len(table), upstream_recall)
 
 
 def run_query(
@@ -126,6 +185,7 @@ def run_query(
     store: ProfileStore | None = None,
     progress: bool = True,
     upstream_recall: float = 1.0,
+    embeddings: EmbeddingSource | None = None,
 ) -> QueryRun:
     """Answer the query at the targets: profile a seeded sample, optimize on it, execute the plan on the table.
 
@@ -175,11 +235,26 @@ def run_query(
             )
             profile = Profile.concat([profile, rest])
     problem = plan_problem(table, query, family, profile, sample, targets, upstream_recall, identities=chosen)
+    learn_seconds = 0.0
+    tuning_tuples = getattr(optimizer, "tuning_tuples", None)
+    tuning = tuning_tuples(problem) if tuning_tuples is not None and embeddings is not None else None
+    if tuning is not None:
+        assert embeddings is not None
+        began = time.perf_counter()
+        cheap = [identity for identity in chosen if identity != gold]
+        learned = learned_operators(table, query, source, profile, sample, tuning, embeddings, gold, cheap)
+        if learned:
+            profile = Profile.concat([profile, learned_profile(table, sample, learned)])
+            source = WithLearned(source, learned)
+            problem = plan_problem(
+                table, query, family, profile, sample, targets, upstream_recall, identities=chosen, learned=learned
+            )
+        learn_seconds = time.perf_counter() - began  # fitting and scoring the sample: charged as profiling
     began = time.perf_counter()
     plan = optimizer.optimize(problem)
     optimize_seconds = time.perf_counter() - began
     execution = execute_plan(table, plan, source, sample=sample, profile=profile, seed=seed, progress=progress)
-    spent = sample_seconds(profile, rows, templates, chosen)
+    spent = sample_seconds(profile, rows, templates, chosen) + learn_seconds
     return QueryRun(plan, execution, sample, profile, problem, spent, optimize_seconds)
 
 

@@ -1,8 +1,8 @@
-"""Quality of a query's result against the gold operator's output (silver) and against human labels.
+"""Quality of a query's result against the gold operator's output and against human labels.
 
-Silver: the gold operator's decision for every filter on every row (what the guarantee promises to
+Gold: the gold operator's decision for every filter on every row (what the guarantee promises to
 match), and its value for every extract. Human: a filter's human label where the dataset has one, else
-its silver decision (an extract's labelled column, else its silver value); a query has a human truth
+its gold decision (an extract's labelled column, else its gold value); a query has a human truth
 only if at least one of its operators has a human label. A kept row with a wrong value counts as a
 false positive and a false negative.
 """
@@ -22,12 +22,12 @@ from stretto.plan.query import Query
 from stretto.plan.targets import Targets
 
 
-def human_values(table: Table, query: Query, silver: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Per extract output: its labelled column (lowercased for categorical outputs), else the silver value."""
+def human_values(table: Table, query: Query, gold: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per extract output: its labelled column (lowercased for categorical outputs), else the gold value."""
     out = {}
     for e in query.extracts:
         if e.label is None:
-            out[e.template.output] = silver[e.template.output]
+            out[e.template.output] = gold[e.template.output]
             continue
         column = table.df[e.label].astype(object)
         out[e.template.output] = (column.str.lower() if e.template.choices else column).to_numpy(object)
@@ -44,22 +44,22 @@ def values_right(result: pd.DataFrame, kept: np.ndarray, truth: dict[str, np.nda
     return right
 
 
-def human_decisions(table: Table, query: Query, silver: np.ndarray) -> np.ndarray | None:
+def human_decisions(table: Table, query: Query, gold: np.ndarray) -> np.ndarray | None:
     if all(f.label is None for f in query.operators):
         return None
-    decisions = [f.label.truth(table.df).to_numpy() if f.label else silver[i] for i, f in enumerate(query.filters)]
+    decisions = [f.label.truth(table.df).to_numpy() if f.label else gold[i] for i, f in enumerate(query.filters)]
     return np.array(decisions).reshape(len(query.filters), len(table))
 
 
 @dataclass(frozen=True)
 class TargetCheck:
-    silver: Quality
+    gold: Quality
     human: Quality | None
-    met_silver: bool
+    met_gold: bool
     met_human: bool | None
 
     def as_dict(self) -> dict[str, float]:
-        out = {f"silver.{k}": v for k, v in self.silver.as_dict().items()} | {"met_silver": float(self.met_silver)}
+        out = {f"gold.{k}": v for k, v in self.gold.as_dict().items()} | {"met_gold": float(self.met_gold)}
         if self.human is not None:
             out |= {f"human.{k}": v for k, v in self.human.as_dict().items()} | {"met_human": float(self.met_human)}
         return out
@@ -67,7 +67,7 @@ class TargetCheck:
 
 def check_targets(
     kept: np.ndarray,
-    silver: np.ndarray,
+    gold: np.ndarray,
     human: np.ndarray | None,
     targets: Targets,
     right: np.ndarray | None = None,
@@ -75,12 +75,12 @@ def check_targets(
 ) -> TargetCheck:
     """Result quality against each truth (with extracts: `right` = the row's values are the true ones), and
     whether both targets were met."""
-    vs_silver = quality(kept, silver.all(axis=0), right)
+    vs_gold = quality(kept, gold.all(axis=0), right)
     vs_human = quality(kept, human.all(axis=0), right_human) if human is not None else None
     return TargetCheck(
-        vs_silver,
+        vs_gold,
         vs_human,
-        targets.met(vs_silver.precision, vs_silver.recall),
+        targets.met(vs_gold.precision, vs_gold.recall),
         targets.met(vs_human.precision, vs_human.recall) if vs_human is not None else None,
     )
 
@@ -90,7 +90,7 @@ def operator_frontier(problem: PlanProblem) -> dict[str, tuple[float, float]]:
     the query's operators (AUC over those where both answers occur; for an extract, how well its confidence
     ranks right values above wrong ones): the points of the KV-variant frontier."""
     points: dict[str, tuple[list[float], list[float]]] = {}
-    for f in problem.filters:
+    for f in problem.operators:
         for i, (op, scores, cost) in enumerate(zip(f.candidates, f.scores, f.costs, strict=True)):
             seconds, aucs = points.setdefault(op, ([], []))
             seconds.append(float(cost))

@@ -1,4 +1,5 @@
-"""`stretto cache build` and `stretto cache info`: the offline side of stored KV caches (paths.kv_dir)."""
+"""`stretto cache build` and `stretto cache info`: the offline side of stored KV caches (paths.kv_dir) and of
+the documents' embeddings (paths.embeddings_dir), the learned operators' inputs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from stretto.backends.prompt import operator_prompt
 from stretto.experiment.run import configured_family, configured_query, configured_source
 from stretto.kvcache.build import KVBuilder
 from stretto.kvcache.store import KVStore
+from stretto.operators.stored_embeddings import EmbeddingStore
 
 
 def build(cfg: DictConfig) -> str:
@@ -54,6 +56,15 @@ def build(cfg: DictConfig) -> str:
         ]
     if not lines:
         lines.append(f"family '{cfg.family.get('name')}' stores no KV cache here (every model is served by vLLM)")
+    store = EmbeddingStore(cfg.paths.embeddings_dir)
+    for columns in {op.template.columns for op in query.operators}:
+        began = time.perf_counter()
+        built = store.build(table.df, columns, progress=cfg.progress)
+        lines.append(
+            f"embeddings of {len(built.keys)} documents ({', '.join(columns)}) by {built.embedder} in "
+            f"{cfg.paths.embeddings_dir}: {time.perf_counter() - began:.1f} s now, "
+            f"{built.build_seconds.mean() * 1000:.1f} ms/document when built"
+        )
     return "\n".join([*lines, info(cfg)])
 
 

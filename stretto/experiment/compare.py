@@ -57,10 +57,10 @@ def run_comparison(cfg: DictConfig) -> dict[str, Any]:
                 "dataset": cell.dataset.get("name") or Path(cell.dataset.path).stem,
                 "target_p": cell.targets.precision,
                 "target_r": cell.targets.recall,
-                "precision_gold": m.get("silver.precision"),
-                "recall_gold": m.get("silver.recall"),
-                "f1_gold": m.get("silver.f1"),
-                "met_gold": m.get("met_silver"),
+                "precision_gold": m.get("gold.precision"),
+                "recall_gold": m.get("gold.recall"),
+                "f1_gold": m.get("gold.f1"),
+                "met_gold": m.get("met_gold"),
                 "met_human": m.get("met_human"),
                 "profile_seconds": m["profile_seconds"],
                 "optimize_seconds": m["optimize_seconds"],
@@ -82,11 +82,11 @@ def run_comparison(cfg: DictConfig) -> dict[str, Any]:
 
 
 def against_gold_only(table: pd.DataFrame, kept: dict[str, np.ndarray], targets: Targets) -> None:
-    """Live runs have no silver labels (the gold operator on every row): gold-only's result is exactly that."""
-    silver = kept["gold_only"]
+    """Live runs have no gold labels (the gold operator on every row): gold-only's result is exactly that."""
+    gold = kept["gold_only"]
     for i, system in enumerate(table.system):
         if system in kept:
-            q = quality(kept[system], silver)
+            q = quality(kept[system], gold)
             table.loc[i, ["precision_gold", "recall_gold", "f1_gold"]] = [q.precision, q.recall, q.f1]
             table.loc[i, "met_gold"] = float(targets.met(q.precision, q.recall))
 

@@ -20,10 +20,10 @@ import numpy as np
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from stretto.api import family_spec, operator_source
+from stretto.api import embedding_source, family_spec, operator_source
 from stretto.data.datasets import load_dataset
 from stretto.data.table import Table
-from stretto.engine import Optimizer, one_operator_plan, run_query
+from stretto.engine import EmbeddingSource, Optimizer, one_operator_plan, run_query
 from stretto.errors import DataError, QueryError
 from stretto.evaluation.metrics import auc, quality
 from stretto.evaluation.plan_quality import (
@@ -34,7 +34,7 @@ from stretto.evaluation.plan_quality import (
     values_right,
 )
 from stretto.execution.cascade_executor import OperatorSource, PlanExecution, execute_plan
-from stretto.execution.gold import gold_only_seconds, silver_decisions, silver_values
+from stretto.execution.gold import gold_decisions, gold_only_seconds, gold_values
 from stretto.experiment.result import JobResult
 from stretto.experiment.systems import make_optimizer
 from stretto.operators.family import FamilySpec
@@ -130,6 +130,14 @@ def configured_source(cfg: DictConfig, spec: FamilySpec, *, stored: bool | None 
         on_long_text=backend.get("on_long_text", "truncate"),
         stored=cfg.family.get("stored", True) if stored is None else stored,
     )
+
+
+def configured_embeddings(cfg: DictConfig) -> EmbeddingSource | None:
+    """The stored document embeddings learned operators read (stretto.api.embedding_source, configured): beside
+    the recording (backend=replay) or under paths.embeddings_dir (built by `stretto cache build`)."""
+    if cfg.backend.name == "replay":
+        return embedding_source("replay", recording=cfg.backend.recording)
+    return embedding_source(cfg.backend.name, embeddings_dir=cfg.paths.embeddings_dir)
 
 
 def metric_name(identity: str) -> str:
@@ -241,13 +249,13 @@ def _optimized(
     run = run_query(
         table, query, source, spec, targets, optimizer,
         sample_fraction=cfg.profiling.fraction, sample_size=cfg.profiling.get("size"), seed=cfg.profiling.seed,
-        store=store, progress=cfg.progress,
+        store=store, progress=cfg.progress, embeddings=configured_embeddings(cfg),
     )  # fmt: skip
-    # Silver (the gold operator on every row) is free on recordings; live it would cost a full gold run.
-    silver = silver_decisions(table, query, source, spec) if replay else None
-    values = silver_values(table, query, source, spec) if replay else {}
-    if silver is not None:
-        human = human_decisions(table, query, silver)
+    # The gold operator's answers on every row is free on recordings; live it would cost a full gold run.
+    gold = gold_decisions(table, query, source, spec) if replay else None
+    values = gold_values(table, query, source, spec) if replay else {}
+    if gold is not None:
+        human = human_decisions(table, query, gold)
     elif all(f.label is not None for f in query.filters) and not query.extracts:
         human = np.array([f.label.truth(table.df).to_numpy() for f in query.filters])
     else:
@@ -272,12 +280,12 @@ def _optimized(
     for identity, (seconds, area) in frontier.items():
         metrics[f"operator.{metric_name(identity)}.seconds"] = seconds  # the KV-variant frontier's points
         metrics[f"operator.{metric_name(identity)}.auc"] = area
-    if silver is not None:
-        metrics["gold_only_seconds"] = gold_only_seconds(table, query, source, spec, silver)
-        metrics |= check_targets(kept, silver, human, targets, right, right_human).as_dict()
+    if gold is not None:
+        metrics["gold_only_seconds"] = gold_only_seconds(table, query, source, spec, gold)
+        metrics |= check_targets(kept, gold, human, targets, right, right_human).as_dict()
     elif human is not None:
         metrics |= check_targets(kept, human, human, targets).as_dict()
-        metrics = {k: v for k, v in metrics.items() if not k.startswith(("silver.", "met_silver"))}
+        metrics = {k: v for k, v in metrics.items() if not k.startswith(("gold.", "met_gold"))}
     plan_yaml, result_csv = _outputs(cfg, run.plan, run.execution)
     return JobResult(metrics, result_csv, plan=run.plan, execution=run.execution), [plan_yaml, result_csv]
 
@@ -333,10 +341,10 @@ def _optimized_lines(result: JobResult, cfg: DictConfig) -> list[str]:
         f"  seconds           profiling {m['profile_seconds']:.1f} + optimization {m['optimize_seconds']:.1f} "
         f"+ execution {m['execution_seconds']:.1f} = {m['total_seconds']:.1f}",
     ]
-    for who in ("silver", "human"):
+    for who in ("gold", "human"):
         if f"{who}.precision" in m:
             met = "met" if m[f"met_{who}"] else "NOT met"
-            truth = "gold operator (silver)" if who == "silver" else "human labels"
+            truth = "gold operator" if who == "gold" else "human labels"
             lines.append(
                 f"  vs {truth:<22} precision {m[f'{who}.precision']:.3f} recall {m[f'{who}.recall']:.3f} "
                 f"F1 {m[f'{who}.f1']:.3f}: targets {met}"

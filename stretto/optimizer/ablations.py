@@ -41,16 +41,16 @@ class LocalOptimizer:
         self.inner = GradientOptimizer(settings)
 
     def tune(self, problem: PlanProblem, i: int, share: float) -> PhysicalPlan:
-        n = len(problem.filters)
+        n = len(problem.operators)
         upstream = problem.upstream_recall if i == 0 else 1.0  # blocking's recall is charged once, to one cascade
         targets = share_targets(problem.targets, share, n)
-        sub = PlanProblem((problem.filters[i],), targets, problem.sample_fraction, upstream)
+        sub = PlanProblem((problem.operators[i],), targets, problem.sample_fraction, upstream)
         plan = self.inner.optimize(sub)
         plan.notes["share"] = share
         return plan
 
     def optimize(self, problem: PlanProblem) -> PhysicalPlan:
-        n = len(problem.filters)
+        n = len(problem.operators)
         return combine(problem, [self.tune(problem, i, 1.0 / n) for i in range(n)], self.name)
 
 
@@ -58,7 +58,7 @@ class ShiftBudgetOptimizer(LocalOptimizer):
     name = "shift_budget"
 
     def optimize(self, problem: PlanProblem) -> PhysicalPlan:
-        n = len(problem.filters)
+        n = len(problem.operators)
         if n == 1:
             return combine(problem, [self.tune(problem, 0, 1.0)], self.name)
         units = 2 * n

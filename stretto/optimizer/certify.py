@@ -39,14 +39,14 @@ import numpy as np
 from scipy import stats
 
 from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step, forcing_shares, gold_share
-from stretto.optimizer.problem import FilterSample, PlanProblem
+from stretto.optimizer.problem import OperatorSample, PlanProblem
 from stretto.optimizer.simulate import gold_only_plan, plan_on_sample, steps_on_sample
 from stretto.plan.targets import Targets
 
 log = logging.getLogger(__name__)
 
 CERTIFY_RULES = ("ltt", "paper")
-PATHS = ("ladder", "scores", "both")
+PATHS = ("ladder", "learned", "scores", "both")
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def could_certify(problem: PlanProblem, delta: float | None = None) -> bool:
 
 
 def cascade_outcome(
-    f: FilterSample, cascade: Cascade, draws: np.ndarray | None = None
+    f: OperatorSample, cascade: Cascade, draws: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(kept, value right) per tuple of one cascade with hard decisions; `draws` (2, tuples) uniforms realise
     its forcing fractions like the executor does (a forced accept or discard goes to the gold operator)."""
@@ -155,7 +155,7 @@ def plan_counts(problem: PlanProblem, plan: PhysicalPlan, rng: np.random.Generat
     by_template = {c.template: c for c in plan.cascades}
     kept = np.ones(problem.n_tuples, bool)
     right = np.ones(problem.n_tuples, bool)
-    for f in problem.filters:
+    for f in problem.operators:
         c = by_template[f.template]
         forcing = c.force_accept > 0 or c.force_discard > 0
         draws = rng.random((2, problem.n_tuples)) if forcing and rng is not None else None
@@ -256,33 +256,41 @@ def quantile_thresholds(scores: np.ndarray, shares: Sequence[float]) -> np.ndarr
 
 
 def scores_path(
-    problem: PlanProblem, system: str, steps: int = 40, gold_plan: PhysicalPlan | None = None
+    problem: PlanProblem,
+    system: str,
+    steps: int = 40,
+    gold_plan: PhysicalPlan | None = None,
+    fitted: bool = False,
 ) -> list[PhysicalPlan]:
     """A path from the operators' scores alone (no label is read, so every sample label can certify).
 
-    Per filter one cheap operator (the costliest candidate: the least compressed, the family's best guess at
-    the most accurate); plan j discards the share j / steps of the sample's tuples with its lowest scores and
-    sends the rest to the gold operator, for every filter at once. Keeping nothing, the plans' precision is
-    gold's; only recall is at risk, and the discard sets grow nested, so along the path the counts (hence the
-    p-values) are monotone and fixed-sequence testing loses nothing to the grid's fineness. Extracts are left
-    to the gold operator. (The thresholds are the sample's score quantiles: they depend on the certification
-    tuples' scores, not on their labels; a band edge moves by one tuple per tuple, a small effect the coverage
-    test measures.) Costs are the plans' expected seconds per tuple on the sample, in the DP's filter order.
+    Per filter one cheap operator (the costliest candidate not fitted on the sample's labels: the least compressed,
+    the family's best guess at the most accurate); plan j discards the share j / steps of the sample's tuples with
+    its lowest scores and sends the rest to the gold operator, for every filter at once. Keeping nothing, the plans'
+    precision is gold's; only recall is at risk, and the discard sets grow nested, so along the path the counts
+    (hence the p-values) are monotone and fixed-sequence testing loses nothing to the grid's fineness. Extracts are
+    left to the gold operator. (The thresholds are the sample's score quantiles: they depend on the certification
+    tuples' scores, not on their labels; a band edge moves by one tuple per tuple, a small effect the coverage test
+    measures.) Costs are the plans' expected seconds per tuple on the sample, in the DP's filter order.
+
+    `fitted=True` builds the same band from the cheapest candidate fitted on the tuning labels (a learned
+    operator over the stored embeddings, nearly free): it must then be certified on the held-out tuples only.
     """
     shares = [j / steps for j in range(1, steps)]
-    per_filter: list[tuple[FilterSample, str, np.ndarray] | None] = []
-    for f in problem.filters:
-        if f.is_extract or not f.candidates:
+    per_filter: list[tuple[OperatorSample, str, np.ndarray] | None] = []
+    for f in problem.operators:
+        usable = [i for i, c in enumerate(f.candidates) if (c in f.fitted) == fitted]
+        if f.is_extract or not usable:
             per_filter.append(None)
             continue
-        i = int(np.argmax(f.costs))
+        i = min(usable, key=lambda j: f.costs[j]) if fitted else max(usable, key=lambda j: f.costs[j])
         per_filter.append((f, f.candidates[i], quantile_thresholds(f.scores[i], shares)))
     path = [gold_plan or gold_only_plan(problem, system)]
     if all(x is None for x in per_filter):
         return path
     for j in range(len(shares)):
         cascades = []
-        for f, chosen in zip(problem.filters, per_filter, strict=True):
+        for f, chosen in zip(problem.operators, per_filter, strict=True):
             if chosen is None:
                 cascades.append(Cascade.gold_only(f.template, f.gold))
             else:

@@ -69,7 +69,9 @@ class GradientSettings:
     retry_factor: float = 10.0
     bound: str = "clopper_pearson"  # the tuning bounds (and `paper`'s certification); `beta`: the paper's
     certify: str = "ltt"  # ltt: Learn-then-Test fixed-sequence testing; paper: the cheapest job that passes
-    path: str = "both"  # ltt's path: ladder (descent at inflated targets), scores (label-free), both (Bonferroni)
+    # ltt's paths, joined by "+" (Bonferroni): ladder (descent at inflated targets), scores (label-free), learned
+    # (a band of the learned operator, certified on the held-out part); both = ladder+scores
+    path: str = "learned+scores"
     rungs: int = 4  # ladder: targets T + k (G - T) / rungs, k < rungs, G: gold alone's tuning bound
     score_steps: int = 40  # scores: the band's steps
     certify_fraction: float = 0.5  # share of the sample kept out of tuning (ladder, paper); certifies the plan
@@ -82,10 +84,17 @@ class GradientSettings:
             raise ValueError(f"unknown bound '{self.bound}'; choose one of {list(BOUNDS)}")
         if self.certify not in CERTIFY_RULES:
             raise ValueError(f"unknown certify rule '{self.certify}'; choose one of {list(CERTIFY_RULES)}")
-        if self.path not in PATHS:
-            raise ValueError(f"unknown path '{self.path}'; choose one of {list(PATHS)}")
+        unknown = [k for k in self.path.split("+") if k not in PATHS]
+        if unknown or not self.path:
+            raise ValueError(f"unknown path '{self.path}'; choose from {list(PATHS)} joined by '+', or 'both'")
         if self.rungs < 1 or self.score_steps < 2:
             raise ValueError(f"rungs >= 1 and score_steps >= 2 required: {self}")
+
+
+def path_kinds(path: str) -> list[str]:
+    """The paths a `path` setting names, in a fixed order ("both" is ladder+scores)."""
+    named = {"ladder", "scores"} if path == "both" else set(path.split("+"))
+    return [k for k in ("ladder", "learned", "scores") if k in named]
 
 
 def streams(seed: int) -> tuple[np.random.Generator, int, np.random.Generator]:
@@ -173,15 +182,30 @@ class GradientOptimizer:
         kinds, delta, _, parts = self._ltt_parts(problem, warn=False)
         return any(could_certify(parts[k], delta) for k in kinds)
 
+    def tuning_tuples(self, problem: PlanProblem) -> np.ndarray | None:
+        """The sample tuples this optimizer tunes on and never certifies on (learned operators may be fitted on
+        their labels), or None when every label certifies (the label-free path alone, or a sample too small to
+        split)."""
+        s = self.settings
+        if s.certify == "ltt" and not {"ladder", "learned"} & set(path_kinds(s.path)):
+            return None
+        tune, _ = problem.split_tuples(s.certify_fraction, streams(s.seed)[0])
+        return None if len(tune) == problem.n_tuples or len(tune) < 2 else tune
+
     def _ltt_parts(
         self, problem: PlanProblem, warn: bool = True
     ) -> tuple[list[str], float, PlanProblem | None, dict[str, PlanProblem | None]]:
-        """(paths, level, tuning part, the part each path is certified on), as _optimize_ltt tests them."""
+        """(paths, level, tuning part, the part each path is certified on), as _optimize_ltt tests them. The
+        learned path is dropped when no operator has a learned candidate (it would only spend error budget)."""
         s = self.settings
         split_rng = streams(s.seed)[0]
-        kinds = ["ladder", "scores"] if s.path == "both" else [s.path]
+        kinds = path_kinds(s.path)
+        profiled = any(f.candidates for f in problem.operators)
+        if "learned" in kinds and len(kinds) > 1 and profiled and not any(f.fitted for f in problem.operators):
+            kinds.remove("learned")
         tune_size, certify_size = problem.split_sizes(s.certify_fraction)
-        if "ladder" in kinds and (tune_size < 2 or certify_size < 2):
+        split = {"ladder", "learned"} & set(kinds)
+        if split and (tune_size < 2 or certify_size < 2):
             if warn:
                 log.warning(
                     "a %d-tuple sample is too small to split into tuning and certification parts (%d + %d tuples "
@@ -192,10 +216,10 @@ class GradientOptimizer:
                     certify_size,
                     s.certify_fraction,
                 )
-            kinds = ["scores"]
+            kinds, split = ["scores"], set()
         delta = (1.0 - problem.targets.alpha) / len(kinds)
-        tune, half = problem.split(s.certify_fraction, split_rng) if "ladder" in kinds else (None, None)
-        return kinds, delta, tune, {"ladder": half, "scores": problem}
+        tune, half = problem.split(s.certify_fraction, split_rng) if split else (None, None)
+        return kinds, delta, tune, {"ladder": half, "learned": half, "scores": problem}
 
     def optimize(self, problem: PlanProblem) -> PhysicalPlan:
         if self.settings.certify == "paper":
@@ -237,7 +261,7 @@ class GradientOptimizer:
                 assert tune is not None
                 path = [gold, *self._ladder(tune, problem, descent_seed)]
             else:
-                path = scores_path(problem, self.name, s.score_steps, gold_plan=gold)
+                path = scores_path(problem, self.name, s.score_steps, gold_plan=gold, fitted=kind == "learned")
             results[kind] = (len(path) - 1, certify_path(path, parts[kind], forcing_rng, delta=delta))
         kind = min(results, key=lambda k: results[k][1].plan.cost_per_tuple)
         length, result = results[kind]
@@ -387,7 +411,7 @@ def to_plan(
     upper = one.upper[0].numpy()
     cascades = []
     for i in order:
-        f = problem.filters[i]
+        f = problem.operators[i]
         steps = tuple(
             Step(
                 f.candidates[m],

@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class FilterSample:
-    """One logical filter on the sample: candidates ordered cheapest first."""
+class OperatorSample:
+    """One logical filter or extract on the sample: candidates ordered cheapest first."""
 
     template: str
     candidates: tuple[str, ...]
@@ -35,6 +35,9 @@ class FilterSample:
     gold_cost: float
     labels: np.ndarray  # (tuples,) bool: the gold operator's decisions
     correct: np.ndarray | None = None  # extracts only: (candidates, tuples) bool, the value equals gold's
+    # Candidates fitted on the labels of the sample's tuning tuples (learned operators): only a path certified
+    # on the other tuples may use them, never the label-free path that certifies on every label.
+    fitted: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.scores.shape != (len(self.candidates), len(self.labels)):
@@ -56,9 +59,9 @@ class FilterSample:
 
 @dataclass(frozen=True)
 class PlanProblem:
-    """A conjunction of filters to tune jointly for end-to-end targets."""
+    """A conjunction of semantic operators (filters and extracts) to tune jointly for end-to-end targets."""
 
-    filters: tuple[FilterSample, ...]
+    operators: tuple[OperatorSample, ...]
     targets: Targets
     sample_fraction: float
     # A lower bound on the share of true result rows that reach the plan at all (a semantic join's blocking
@@ -66,11 +69,11 @@ class PlanProblem:
     upstream_recall: float = 1.0
 
     def __post_init__(self) -> None:
-        if not self.filters:
+        if not self.operators:
             raise OptimizerError("a plan needs at least one filter")
-        sizes = {len(f.labels) for f in self.filters}
+        sizes = {len(f.labels) for f in self.operators}
         if len(sizes) != 1:
-            raise OptimizerError(f"filters were profiled on different samples (sizes {sorted(sizes)})")
+            raise OptimizerError(f"operators were profiled on different samples (sizes {sorted(sizes)})")
         if sizes == {0}:
             raise OptimizerError("the profiling sample is empty: raise the sample fraction or use a larger table")
         if not 0.0 < self.sample_fraction <= 1.0:
@@ -80,26 +83,26 @@ class PlanProblem:
 
     @property
     def n_tuples(self) -> int:
-        return len(self.filters[0].labels)
+        return len(self.operators[0].labels)
 
     @property
     def labels(self) -> np.ndarray:
         """(tuples,) whether a tuple belongs in the result: every filter's gold operator says yes (extracts keep
         every tuple; whether its values are right is `correct`, per extract and candidate)."""
-        return np.logical_and.reduce([f.labels for f in self.filters])
+        return np.logical_and.reduce([f.labels for f in self.operators])
 
     def subset(self, tuples: np.ndarray) -> PlanProblem:
         """The same problem on some of the sample's tuples (the sample fraction of the table is unchanged)."""
-        filters = tuple(
+        operators = tuple(
             replace(
                 f,
                 scores=f.scores[:, tuples],
                 labels=f.labels[tuples],
                 correct=None if f.correct is None else f.correct[:, tuples],
             )
-            for f in self.filters
+            for f in self.operators
         )
-        return replace(self, filters=filters)
+        return replace(self, operators=operators)
 
     def split_sizes(self, certify_fraction: float) -> tuple[int, int]:
         """(tune, certify) sizes of `split`; one of them is 0 when the sample is too small to split."""
@@ -107,6 +110,18 @@ class PlanProblem:
             raise OptimizerError(f"certify fraction {certify_fraction} is outside [0, 1)")
         size = round(certify_fraction * self.n_tuples)
         return self.n_tuples - size, size
+
+    def split_tuples(
+        self, certify_fraction: float, seed: int | np.random.SeedSequence | np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(tune, certify) sorted tuple positions of `split`; both all tuples when the sample is too small."""
+        tune_size, size = self.split_sizes(certify_fraction)
+        everything = np.arange(self.n_tuples)
+        if size == 0 or tune_size == 0:
+            return everything, everything
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        order = rng.permutation(self.n_tuples)
+        return np.sort(order[size:]), np.sort(order[:size])
 
     def split(
         self, certify_fraction: float, seed: int | np.random.SeedSequence | np.random.Generator
@@ -119,25 +134,29 @@ class PlanProblem:
         `seed`: the split's own random stream (a spawned SeedSequence), or an int.
         """
         tune_size, size = self.split_sizes(certify_fraction)
+        if (size == 0 or tune_size == 0) and certify_fraction > 0:
+            log.warning(
+                "a %d-tuple sample is too small to hold out %.0f%% of it for certification: the bounds are "
+                "computed on the tuples the plan was tuned on and are optimistic (raise the sample size)",
+                self.n_tuples,
+                100 * certify_fraction,
+            )
         if size == 0 or tune_size == 0:
-            if certify_fraction > 0:
-                log.warning(
-                    "a %d-tuple sample is too small to hold out %.0f%% of it for certification: the bounds are "
-                    "computed on the tuples the plan was tuned on and are optimistic (raise the sample size)",
-                    self.n_tuples,
-                    100 * certify_fraction,
-                )
             return self, self
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        order = rng.permutation(self.n_tuples)
-        return self.subset(np.sort(order[size:])), self.subset(np.sort(order[:size]))
+        tune, certify = self.split_tuples(certify_fraction, seed)
+        return self.subset(tune), self.subset(certify)
 
 
-def filter_sample(
-    profile: Profile, template: Template, keys: Sequence[str], candidates: Sequence[str], gold: str
-) -> FilterSample:
+def operator_sample(
+    profile: Profile,
+    template: Template,
+    keys: Sequence[str],
+    candidates: Sequence[str],
+    gold: str,
+    fitted: Sequence[str] = (),
+) -> OperatorSample:
     """Pull one filter's (or extract's) numbers out of a profile; the gold operator must be there and not among
-    the cheap ones."""
+    the cheap ones. `fitted`: the candidates fitted on the sample's tuning labels (see OperatorSample)."""
     if not gold:
         raise OptimizerError(f"filter '{template.text}': the candidate set names no gold operator")
     cheap = [c for c in dict.fromkeys(candidates) if c != gold]
@@ -151,7 +170,7 @@ def filter_sample(
         correct = np.array([[same_answer(v, t) for v, t in zip(answers[i]["value"], truth, strict=True)]
                             for i in order], dtype=bool).reshape(len(cheap), len(keys))  # fmt: skip
         labels = np.ones(len(keys), dtype=bool)
-    return FilterSample(
+    return OperatorSample(
         template=template.text,
         candidates=tuple(cheap[i] for i in order),
         scores=np.array([answers[i]["score"].to_numpy(np.float64) for i in order]).reshape(len(cheap), len(keys)),
@@ -160,4 +179,5 @@ def filter_sample(
         gold_cost=float(gold_answers["seconds"].mean()),
         labels=labels,
         correct=correct,
+        fitted=frozenset(fitted) & frozenset(cheap),
     )

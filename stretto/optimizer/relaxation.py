@@ -44,13 +44,13 @@ class SampleTensors:
     @classmethod
     def of(cls, problem: PlanProblem, like: SampleTensors | None = None) -> SampleTensors:
         """`like`: reuse another part's standardisation and filter order, so the same parameters mean the same plan."""
-        n_filters, n = len(problem.filters), problem.n_tuples
-        slots = max(1, max(len(f.candidates) for f in problem.filters))
+        n_filters, n = len(problem.operators), problem.n_tuples
+        slots = max(1, max(len(f.candidates) for f in problem.operators))
         scores = np.zeros((n_filters, slots, n))
         valid, costs = np.zeros((n_filters, slots)), np.zeros((n_filters, slots))
         correct = np.ones((n_filters, slots, n))
         mean, std = np.zeros((n_filters, slots)), np.ones((n_filters, slots))
-        for i, f in enumerate(problem.filters):
+        for i, f in enumerate(problem.operators):
             m = len(f.candidates)
             if m:
                 mean[i, :m] = f.scores.mean(axis=1)
@@ -59,21 +59,21 @@ class SampleTensors:
                 valid[i, :m], costs[i, :m] = 1.0, f.costs
                 if f.is_extract:
                     correct[i, :m] = f.correct
-        order = sorted(range(n_filters), key=lambda i: problem.filters[i].pass_rate)
+        order = sorted(range(n_filters), key=lambda i: problem.operators[i].pass_rate)
         if like is not None:
             mean, std, order = like.mean, like.std, like.order
             scores = np.zeros_like(scores)
-            for i, f in enumerate(problem.filters):
+            for i, f in enumerate(problem.operators):
                 m = len(f.candidates)
                 scores[i, :m] = (f.scores - mean[i, :m, None]) / std[i, :m, None]
         return cls(
             scores=torch.tensor(scores, dtype=DTYPE),
             valid=torch.tensor(valid, dtype=DTYPE),
             costs=torch.tensor(costs, dtype=DTYPE),
-            gold_costs=torch.tensor([f.gold_cost for f in problem.filters], dtype=DTYPE),
-            labels=torch.tensor(np.array([f.labels for f in problem.filters]), dtype=DTYPE),
+            gold_costs=torch.tensor([f.gold_cost for f in problem.operators], dtype=DTYPE),
+            labels=torch.tensor(np.array([f.labels for f in problem.operators]), dtype=DTYPE),
             correct=torch.tensor(correct, dtype=DTYPE),
-            is_extract=torch.tensor([f.is_extract for f in problem.filters], dtype=torch.bool),
+            is_extract=torch.tensor([f.is_extract for f in problem.operators], dtype=torch.bool),
             mean=mean,
             std=std,
             order=order,

@@ -14,11 +14,11 @@ import torch
 
 from stretto.optimizer.guarantees import blended_recall, lower_bound
 from stretto.optimizer.physical_plan import Cascade, CheapSteps, PhysicalPlan, gold_share, run_steps
-from stretto.optimizer.problem import FilterSample, PlanProblem
+from stretto.optimizer.problem import OperatorSample, PlanProblem
 from stretto.optimizer.reorder import best_order
 
 
-def run_cascade(f: FilterSample, cascade: Cascade) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def run_cascade(f: OperatorSample, cascade: Cascade) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(keep probability, seconds, value-correct probability) per sample tuple of one cascade."""
     flow = steps_on_sample(f, cascade)
     seconds = np.zeros(len(f.labels))
@@ -32,7 +32,7 @@ def run_cascade(f: FilterSample, cascade: Cascade) -> tuple[np.ndarray, np.ndarr
     return keep, seconds + to_gold * f.gold_cost, value_ok if f.is_extract else np.ones(len(f.labels))
 
 
-def steps_on_sample(f: FilterSample, cascade: Cascade) -> CheapSteps:
+def steps_on_sample(f: OperatorSample, cascade: Cascade) -> CheapSteps:
     """Where one cascade's cheap steps leave each sample tuple (hard decisions on the profiled scores)."""
     slot = [{c: i for i, c in enumerate(f.candidates)}[step.operator] for step in cascade.steps]
     return run_steps(
@@ -55,7 +55,7 @@ class SampleRun:
 
 def simulate(problem: PlanProblem, plan: PhysicalPlan) -> SampleRun:
     by_template = {c.template: c for c in plan.cascades}
-    runs = [run_cascade(f, by_template[f.template]) for f in problem.filters]
+    runs = [run_cascade(f, by_template[f.template]) for f in problem.operators]
     keep, seconds = np.array([r[0] for r in runs]), np.array([r[1] for r in runs])
     in_result, belongs = keep.prod(axis=0), problem.labels.astype(float)
     right = np.prod([r[2] for r in runs], axis=0)  # every extracted value equals gold's
@@ -82,7 +82,7 @@ def plan_on_sample(
     a common yardstick for the plan files, not the guarantee the system itself claims.
     """
     by_template = {c.template: c for c in cascades}
-    ordered = tuple(by_template[f.template] for f in problem.filters)
+    ordered = tuple(by_template[f.template] for f in problem.operators)
     run = simulate(problem, PhysicalPlan(ordered, 0.0, 0.0, 0.0, 0.0, system=system))
     order, cost = best_order(run.keep, run.seconds)
     gold = simulate(problem, PhysicalPlan(tuple(Cascade.gold_only(c.template, c.gold) for c in ordered), 0, 0, 0, 0))
@@ -105,7 +105,7 @@ def plan_on_sample(
 
 def gold_only_plan(problem: PlanProblem, system: str, *, fallback: bool = False) -> PhysicalPlan:
     """The gold operator on every filter, in the DP's order: gold-only, and every system's fallback."""
-    return plan_on_sample(problem, [Cascade.gold_only(f.template, f.gold) for f in problem.filters], system,
+    return plan_on_sample(problem, [Cascade.gold_only(f.template, f.gold) for f in problem.operators], system,
                           fallback=fallback)  # fmt: skip
 
 

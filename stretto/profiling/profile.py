@@ -36,7 +36,12 @@ COLUMNS = ("row_key", "template", "operator", "score", "seconds", "tokens", "val
 
 def row_keys(rows: pd.DataFrame, template: Template) -> np.ndarray:
     """Content key per row: a hash of the values of the columns the template reads."""
-    values = rows[list(template.columns)].astype(str).to_numpy().tolist()
+    return keys_of(rows, template.columns)
+
+
+def keys_of(rows: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """Content key per row: a hash of the values of these columns (a document stored once, whatever asks)."""
+    values = rows[list(columns)].astype(str).to_numpy().tolist()
     return np.array([hashlib.sha1(json.dumps(v).encode()).hexdigest()[:16] for v in values], dtype=object)
 
 
@@ -103,56 +108,64 @@ class Profile:
         return found[["score", "seconds", "tokens", "value"]]
 
     def save(self, path: Path | str) -> Path:
-        """Atomic write (temp + fsync + rename) of the records and a checksum of them, in the Parquet metadata."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pandas(self.records, preserve_index=False)
-        # Only our own metadata: the pandas metadata would also steer how a read rebuilds the frame, unchecked.
-        table = table.replace_schema_metadata({CHECKSUM_KEY: table_checksum(table)})
-        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-        try:
-            pq.write_table(table, tmp)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):  # make the rename durable too, where the platform allows it
-            fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        return path
+        """Atomic write of the records with a checksum of them (see write_checked)."""
+        return write_checked(pa.Table.from_pandas(self.records, preserve_index=False), path)
 
     @classmethod
     def load(cls, path: Path | str, *, require_checksum: bool = False) -> Profile:
-        """The profile in this file, verified against its checksum; a ProfileError naming the file and the
-        reason when it is missing, unreadable, truncated or altered. Files written before profiles carried a
-        checksum (the committed recordings) are read unverified unless `require_checksum`."""
-        path = Path(path)
-        if not path.exists():
-            raise ProfileError(f"no profile at {path}")
+        """The profile in this file, verified against its checksum (see read_checked)."""
+        return cls(read_checked(path, "profile", require_checksum=require_checksum))
+
+
+def write_checked(table: pa.Table, path: Path | str) -> Path:
+    """Atomic write (temp + fsync + rename) of a table and a checksum of it, in the Parquet metadata."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Only our own metadata: the pandas metadata would also steer how a read rebuilds the frame, unchecked.
+    table = table.replace_schema_metadata({CHECKSUM_KEY: table_checksum(table)})
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    try:
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # make the rename durable too, where the platform allows it
+        fd = os.open(path.parent, os.O_RDONLY)
         try:
-            table = pq.read_table(path)
-        except Exception as exc:  # pyarrow raises several types for damaged files
-            raise ProfileError(f"profile {path} is corrupt or not Parquet ({type(exc).__name__}: {exc})") from exc
-        stored = (table.schema.metadata or {}).get(CHECKSUM_KEY)
-        if stored is None:
-            if require_checksum:
-                raise ProfileError(f"profile {path} carries no checksum (written by an older version)")
-        else:
-            try:
-                actual = table_checksum(table)
-            except Exception as exc:  # a damaged column that decodes lazily
-                raise ProfileError(f"profile {path} is corrupt ({type(exc).__name__}: {exc})") from exc
-            if stored != actual:
-                raise ProfileError(f"profile {path} does not match its checksum (its contents were altered)")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return path
+
+
+def read_checked(path: Path | str, what: str, *, require_checksum: bool = False) -> pd.DataFrame:
+    """The frame in this file, verified against its checksum; a ProfileError naming the file and the reason when
+    it is missing, unreadable, truncated or altered. Files written before they carried a checksum (the first
+    committed recordings) are read unverified unless `require_checksum`."""
+    path = Path(path)
+    if not path.exists():
+        raise ProfileError(f"no {what} at {path}")
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for damaged files
+        raise ProfileError(f"{what} {path} is corrupt or not Parquet ({type(exc).__name__}: {exc})") from exc
+    stored = (table.schema.metadata or {}).get(CHECKSUM_KEY)
+    if stored is None:
+        if require_checksum:
+            raise ProfileError(f"{what} {path} carries no checksum (written by an older version)")
+    else:
         try:
-            records = table.to_pandas()
-        except Exception as exc:
-            raise ProfileError(f"profile {path} is corrupt ({type(exc).__name__}: {exc})") from exc
-        return cls(records)
+            actual = table_checksum(table)
+        except Exception as exc:  # a damaged column that decodes lazily
+            raise ProfileError(f"{what} {path} is corrupt ({type(exc).__name__}: {exc})") from exc
+        if stored != actual:
+            raise ProfileError(f"{what} {path} does not match its checksum (its contents were altered)")
+    try:
+        return table.to_pandas()
+    except Exception as exc:
+        raise ProfileError(f"{what} {path} is corrupt ({type(exc).__name__}: {exc})") from exc
 
 
 CHECKSUM_KEY = b"stretto.sha256"
