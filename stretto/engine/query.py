@@ -49,6 +49,9 @@ class Optimizer(Protocol):
     # are charged. None says the system takes no sample at all: the gold operator answers every row, nothing is
     # profiled, and the run's cost is that execution alone. A system without it profiles the whole family.
     #
+    # Optional: candidates_with_embeddings(identities, gold): the same, asked instead where every filter's
+    # documents have stored embeddings (learned operators will be offered).
+    #
     # Optional: tuning_tuples(problem) -> np.ndarray | None: the sample tuples it tunes on and never certifies
     # on. Learned operators are fitted on those tuples' labels and offered to it as candidates (when the
     # documents have stored embeddings); None, or a system without it, gets no learned operators.
@@ -194,7 +197,10 @@ def run_query(
     are never asked, gold alone answers, and the profile seconds are the gold labels' alone."""
     query.check(table)
     gold = family.gold_identity
-    chosen = wanted_operators(optimizer, family)
+    learnable = embeddings is not None and all(
+        embeddings.available(table.df, f.template.columns) is not None for f in query.filters
+    )
+    chosen = wanted_operators(optimizer, family, learnable)
     if chosen is None:
         return unsampled_run(table, query, source, family, optimizer.name, seed=seed, progress=progress)
     sample = profiling_sample(len(table), sample_fraction, seed, size=sample_size)
@@ -258,10 +264,13 @@ def run_query(
     return QueryRun(plan, execution, sample, profile, problem, spent, optimize_seconds)
 
 
-def wanted_operators(optimizer: Optimizer, family: FamilySpec) -> list[str] | None:
+def wanted_operators(optimizer: Optimizer, family: FamilySpec, learnable: bool = False) -> list[str] | None:
     """The family's operators this system has profiled on the sample (gold always among them), in the family's
-    order; None when it takes no sample (see Optimizer.candidates)."""
+    order; None when it takes no sample (see Optimizer.candidates). `learnable`: every filter's documents have
+    stored embeddings (learned operators can be fitted), which may change what a system asks for."""
     candidates = getattr(optimizer, "candidates", None)
+    if learnable:
+        candidates = getattr(optimizer, "candidates_with_embeddings", candidates)
     if candidates is None:
         return list(family.identities)
     gold = family.gold_identity

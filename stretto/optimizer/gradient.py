@@ -75,6 +75,11 @@ class GradientSettings:
     rungs: int = 4  # ladder: targets T + k (G - T) / rungs, k < rungs, G: gold alone's tuning bound
     score_steps: int = 40  # scores: the band's steps
     certify_fraction: float = 0.5  # share of the sample kept out of tuning (ladder, paper); certifies the plan
+    # Which of the family's operators are profiled on the sample: `family` (every one), `gold` (its labels alone:
+    # the learned operators over the stored embeddings are then the only cheap candidates), or `auto` (gold
+    # alone where the documents have stored embeddings, else the family). On the movie reviews the learned
+    # operators certify where the LLM operators rarely do, and their profile costs more than they save.
+    profile: str = "auto"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -87,6 +92,8 @@ class GradientSettings:
         unknown = [k for k in self.path.split("+") if k not in PATHS]
         if unknown or not self.path:
             raise ValueError(f"unknown path '{self.path}'; choose from {list(PATHS)} joined by '+', or 'both'")
+        if self.profile not in ("auto", "family", "gold"):
+            raise ValueError(f"unknown profile '{self.profile}'; choose 'auto', 'family' or 'gold'")
         if self.rungs < 1 or self.score_steps < 2:
             raise ValueError(f"rungs >= 1 and score_steps >= 2 required: {self}")
 
@@ -182,6 +189,14 @@ class GradientOptimizer:
         kinds, delta, _, parts = self._ltt_parts(problem, warn=False)
         return any(could_certify(parts[k], delta) for k in kinds)
 
+    def candidates(self, identities: list[str], gold: str) -> list[str]:
+        """The family's operators profiled on the sample (see GradientSettings.profile)."""
+        return [gold] if self.settings.profile == "gold" else list(identities)
+
+    def candidates_with_embeddings(self, identities: list[str], gold: str) -> list[str]:
+        """The same where the documents have stored embeddings (learned operators can be fitted)."""
+        return list(identities) if self.settings.profile == "family" else [gold]
+
     def tuning_tuples(self, problem: PlanProblem) -> np.ndarray | None:
         """The sample tuples this optimizer tunes on and never certifies on (learned operators may be fitted on
         their labels), or None when every label certifies (the label-free path alone, or a sample too small to
@@ -195,14 +210,16 @@ class GradientOptimizer:
     def _ltt_parts(
         self, problem: PlanProblem, warn: bool = True
     ) -> tuple[list[str], float, PlanProblem | None, dict[str, PlanProblem | None]]:
-        """(paths, level, tuning part, the part each path is certified on), as _optimize_ltt tests them. The
-        learned path is dropped when no operator has a learned candidate (it would only spend error budget)."""
+        """(paths, level, tuning part, the part each path is certified on), as _optimize_ltt tests them. A path
+        with no candidate it may use (no learned operator, or no label-free one) is dropped."""
         s = self.settings
         split_rng = streams(s.seed)[0]
         kinds = path_kinds(s.path)
-        profiled = any(f.candidates for f in problem.operators)
-        if "learned" in kinds and len(kinds) > 1 and profiled and not any(f.fitted for f in problem.operators):
-            kinds.remove("learned")
+        if any(f.candidates for f in problem.operators):  # a path with no candidate to use only spends error budget
+            fitted = any(f.fitted for f in problem.operators)
+            label_free = any(set(f.candidates) - f.fitted for f in problem.operators if not f.is_extract)
+            usable = {"ladder": True, "learned": fitted, "scores": label_free}
+            kinds = [k for k in kinds if usable[k]] or kinds[-1:]
         tune_size, certify_size = problem.split_sizes(s.certify_fraction)
         split = {"ladder", "learned"} & set(kinds)
         if split and (tune_size < 2 or certify_size < 2):
