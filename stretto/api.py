@@ -248,6 +248,7 @@ def query(
     dtype: str = "bfloat16",
     device: str = "cpu",
     progress: bool = True,
+    embeddings: EmbeddingSource | None = None,
 ) -> Answer:
     """Keep the rows for which every filter's claim holds, fill each extract's [output], and meet
     precision >= `precision` and recall >= `recall` of the result (against the gold operator), each with
@@ -260,6 +261,8 @@ def query(
     and `operator_source`. `table` names the table of a multi-table dataset (or of a DataFrame).
     sample_size: the profiling sample's row count (wins over `sample_fraction`; more than the table's rows is an
     OptimizerError). When the sample's gold labels cannot certify any plan, Stretto skips the cheap operators.
+    embeddings: the documents' stored embeddings for learned operators (default: the recording's for `replay`,
+    the offline store under <cache_dir>/embeddings for `transformers`; see `embedding_source`).
     """
     check_system(system)
     parsed = Query(
@@ -282,10 +285,11 @@ def query(
     )  # fmt: skip
     live = backend == "transformers"
     store = ProfileStore((Path(cache_dir) if cache_dir else _default_cache()) / "profiles") if live else None
-    embeddings = embedding_source(
-        backend, recording_name=bundled, recording=recording,
-        embeddings_dir=Path(cache_dir) / "embeddings" if cache_dir else None,
-    )  # fmt: skip
+    if embeddings is None:
+        embeddings = embedding_source(
+            backend, recording_name=bundled, recording=recording,
+            embeddings_dir=Path(cache_dir) / "embeddings" if cache_dir else None,
+        )  # fmt: skip
     run = run_query(
         rows, parsed, source, spec, targets, optimizer,
         sample_fraction=sample_fraction, sample_size=sample_size, seed=seed, store=store, progress=progress,

@@ -1,6 +1,7 @@
 """Learn-then-Test certification: p-values, fixed-sequence testing, its coverage over seeds, the optimizer."""
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -201,8 +202,8 @@ def test_a_sample_too_small_to_split_or_certify_says_so(caplog):
     tiny = np.arange(3)
     problem = plan_problem(table, query, spec, profile_query(table, query, source, spec, sample=tiny,
                                                              progress=False), tiny, Targets(0.7, 0.7))  # fmt: skip
-    with caplog.at_level(logging.WARNING):
-        plan = GradientOptimizer(FAST).optimize(problem)
+    with caplog.at_level(logging.WARNING):  # the ladder must split the sample; this one cannot be split
+        plan = GradientOptimizer(replace(FAST, path="ladder+scores")).optimize(problem)
     assert "too small to split" in caplog.text and "scores path" in caplog.text
     assert "needs >= 9" in caplog.text and plan.fallback and plan.notes["path"] == "scores"
     assert plan.certified and plan.bounds.startswith("exact") and plan.precision_lower == 1.0

@@ -141,8 +141,11 @@ def configured_embeddings(cfg: DictConfig) -> EmbeddingSource | None:
 
 
 def metric_name(identity: str) -> str:
-    """An operator identity as an MLflow metric name (which allows no '@')."""
-    return identity.replace("@", ":")
+    """An operator identity as an MLflow metric name (which allows letters, digits, _ - . : / and spaces):
+    '@' becomes ':', a learned operator's 'learned(a+b)' becomes 'learned/a/b', '=' becomes '-'."""
+    if identity.startswith("learned(") and identity.endswith(")"):
+        identity = "learned/" + identity[len("learned(") : -1].replace("+", "/")
+    return identity.replace("@", ":").replace("=", "-")
 
 
 def peak_memory_gb() -> float:

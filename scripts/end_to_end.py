@@ -1,0 +1,140 @@
+"""End-to-end totals: what each system costs, counted whole, against the gold operator alone on every row.
+
+Every system is charged what it needs (DESIGN.md section 7): gold alone, the gold operator on every row (filters
+in their cheapest order) and nothing else; a sampling system, the gold labels on its sample + the candidate
+operators it profiled (learned operators: their fit and reads) + the optimizer's wall time + execution on the
+rows outside the sample. Offline work (KV caches, embeddings) is not in any total; the recordings' embedding
+build is reported on its own line. Replayed from recordings/ through the front door (`stretto.query`), no model.
+
+Queries: the paper reproduction's (scripts/paper_reproduction.py): movie, the generated 2-3 filter conjunctions
+with >= 20 gold rows (query i with sample seed i, 15% samples); Enron, >= 10 gold rows, 30% samples; and movie
+2 filters + 1 extract. Output:
+
+    results/end_to_end.csv        dataset, target, system, queries, met_rate, total_seconds, gold_only_seconds,
+                                  total_over_gold_only, exec_over_lotus, profile_share, fallback_rate, labels
+    results/end_to_end_runs.csv   one row per run
+
+    .venv/bin/python scripts/end_to_end.py                       # everything (about 15 minutes on 2 cores)
+    .venv/bin/python scripts/end_to_end.py --queries 4 --datasets movie   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from paper_reproduction import DATASET_SETTINGS, usable_queries
+from tqdm import tqdm
+
+import stretto
+from stretto.api import embedding_source, family_spec, operator_source
+from stretto.data.datasets import load_dataset
+from stretto.execution.gold import gold_decisions, gold_only_seconds
+from stretto.experiment.cli import config_file
+from stretto.operators.learned import is_learned
+from stretto.plan.query_generator import generate
+from stretto.plan.workload import Workload
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = (0.5, 0.7, 0.9)
+SYSTEMS = ("stretto", "lotus", "bargain", "gold_only")
+COLUMNS = [
+    "dataset", "target", "system", "queries", "met_rate", "total_seconds", "gold_only_seconds",
+    "total_over_gold_only", "exec_over_lotus", "profile_share", "fallback_rate", "labels", "learned_rate",
+]  # fmt: skip
+SHAPES = {"movie": ("movie", [2, 3], [0]), "enron": ("enron", [2, 3], [0]), "movie_2f1e": ("movie", [2], [1])}
+
+
+def runs(shape: str, queries: int, systems, targets) -> list[dict]:
+    dataset, filters, extracts = SHAPES[shape]
+    settings = DATASET_SETTINGS[dataset]
+    workload = Workload.of(config_file("workload", dataset))
+    table = load_dataset(workload.dataset)[workload.table]
+    spec = family_spec("default")
+    recording = ROOT / "recordings" / f"{dataset}.parquet"
+    source = operator_source(spec, "replay", recording=recording)
+    embeddings = embedding_source("replay", recording=recording)
+    usable, total = usable_queries(dataset, settings["min_positives"], filters, extracts)
+    generated = generate(workload, filters, total, 0, extracts)
+    picked = [(i, generated[usable[i % len(usable)]]) for i in range(queries)]
+    out = []
+    cells = [(i, q, t, system) for i, q in picked for t in targets for system in systems]
+    for i, q, target, system in tqdm(cells, desc=shape, unit="run"):
+        decisions = gold_decisions(table, q, source, spec)
+        gold_only = gold_only_seconds(table, q, source, spec, decisions)
+        began = time.perf_counter()
+        answer = stretto.query(
+            table, [f.template.text for f in q.filters], [e.template.text for e in q.extracts],
+            precision=target, recall=target, system=system, family=spec, backend=source, embeddings=embeddings,
+            sample_fraction=settings["fraction"], seed=i, progress=False,
+        )  # fmt: skip
+        quality = answer.quality("gold")
+        costs, plan = answer.costs, answer.plan
+        steps = [s.operator for c in plan.cascades for s in c.steps]
+        sampled = len(answer.run.sample)
+        out.append(
+            {
+                "dataset": shape, "query": i, "target": target, "system": system,
+                "precision": quality.precision, "recall": quality.recall,
+                "met": quality.precision >= target and quality.recall >= target,
+                "total_seconds": costs.total_seconds, "profile_seconds": costs.profile_seconds,
+                "optimize_seconds": costs.optimize_seconds, "execution_seconds": costs.execution_seconds,
+                "gold_only_seconds": gold_only, "fallback": sampled > 0 and (bool(plan.fallback) or not steps),
+                "labels": sampled * len(q.operators), "learned": any(is_learned(s) for s in steps),
+                "wall_seconds": time.perf_counter() - began,
+            }
+        )  # fmt: skip
+    return out
+
+
+def summarise(frame: pd.DataFrame) -> pd.DataFrame:
+    lotus = frame[frame.system == "lotus"].set_index(["dataset", "query", "target"])["execution_seconds"]
+    frame = frame.assign(exec_over_lotus=frame.apply(
+        lambda r: r.execution_seconds / lotus.get((r.dataset, r.query, r.target), np.nan), axis=1
+    ))  # fmt: skip
+    grouped = frame.groupby(["dataset", "target", "system"], sort=False)
+    table = grouped.agg(
+        queries=("query", "size"),
+        met_rate=("met", "mean"),
+        total_seconds=("total_seconds", "mean"),
+        gold_only_seconds=("gold_only_seconds", "mean"),
+        exec_over_lotus=("exec_over_lotus", "mean"),
+        profile_seconds=("profile_seconds", "sum"),
+        all_seconds=("total_seconds", "sum"),
+        fallback_rate=("fallback", "mean"),
+        labels=("labels", "mean"),
+        learned_rate=("learned", "mean"),
+    ).reset_index()
+    table["total_over_gold_only"] = table.total_seconds / table.gold_only_seconds
+    table["profile_share"] = table.pop("profile_seconds") / table.pop("all_seconds")
+    return table[COLUMNS].round(4)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--queries", type=int, default=20)
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS))
+    parser.add_argument("--targets", nargs="+", type=float, default=list(TARGETS))
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "end_to_end.csv")
+    args = parser.parse_args()
+    logging.getLogger("stretto").setLevel(logging.ERROR)
+    frame = pd.DataFrame([r for shape in args.datasets for r in runs(shape, args.queries, args.systems, args.targets)])
+    frame.to_csv(args.out.with_name(f"{args.out.stem}_runs.csv"), index=False)
+    table = summarise(frame)
+    table.to_csv(args.out, index=False)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.to_string(index=False))
+    for dataset in dict.fromkeys(SHAPES[s][0] for s in args.datasets):
+        embedded = embedding_source("replay", recording=ROOT / "recordings" / f"{dataset}.parquet")
+        if embedded is not None:
+            per_document = embedded.build_seconds.mean() * 1000
+            print(f"offline, not in any total: {dataset} embeddings {per_document:.1f} ms/document")
+
+
+if __name__ == "__main__":
+    main()
