@@ -21,6 +21,7 @@ from stretto.optimizer.problem import PlanProblem, operator_sample
 from stretto.optimizer.simulate import exact_gold_fallback
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
+from stretto.plan.template import ExtractTemplate
 from stretto.profiling.profile import Profile, ProfileStore, row_keys
 from stretto.profiling.sample import profile_rows, profiling_sample, sample_seconds
 
@@ -40,6 +41,9 @@ class Optimizer(Protocol):
 
     def optimize(self, problem: PlanProblem) -> PhysicalPlan: ...
 
+    # Optional: labels_where_needed = True: the sample's gold labels are asked only where they matter (see
+    # gold_labels); a system whose rules judge each filter on its own leaves it unset.
+    #
     # Optional: needs_candidates(problem) -> bool, where `problem` holds the sample's gold labels alone (no
     # candidates). False says no plan but gold alone could be certified on these labels, so the cheap operators
     # are not profiled and gold alone answers (lazy profiling). A system without it profiles every operator.
@@ -107,6 +111,35 @@ def profile_query(
     return profile_rows(rows, operators, store=store, progress=progress)
 
 
+def gold_labels(
+    table: Table,
+    query: Query,
+    source: OperatorSource,
+    gold: str,
+    *,
+    sample: np.ndarray,
+    store: ProfileStore | None = None,
+    progress: bool = True,
+) -> Profile:
+    """The gold operator's answers on the sample where they matter: operators in query order, each asked only on
+    the sample rows where every earlier filter's gold answer is yes. Elsewhere the row is out of the answer
+    whatever a later operator says: the conjunction's labels are exact, and an unasked label counts as "yes"
+    when a plan's outcome is simulated (problem.operator_sample), so a plan that could keep such a row is
+    charged a false positive; recall counts are exact and precision counts can only be pessimistic."""
+    rows = table.df.iloc[sample]
+    needed = np.ones(len(rows), dtype=bool)
+    profiles = []
+    for op in query.operators:
+        if not needed.any():
+            break
+        asked = [source.operator(op.template, gold)]
+        profiles.append(profile_rows(rows[needed], asked, store=store, progress=progress))
+        if not isinstance(op.template, ExtractTemplate):
+            answers = profiles[-1].lookup(row_keys(rows, op.template), op.template, gold, partial=True)
+            needed &= answers["score"].to_numpy() > 0.0
+    return Profile.concat(profiles)
+
+
 def plan_problem(
     table: Table,
     query: Query,
@@ -154,13 +187,14 @@ def learned_operators(
         if stored is None:
             continue
         keys = row_keys(rows, f.template)
-        labels = profile.lookup(keys, f.template, gold)["score"].to_numpy() > 0.0
+        gold_scores = profile.lookup(keys, f.template, gold, partial=True)["score"].to_numpy(np.float64)
+        asked = tuning[~np.isnan(gold_scores[tuning])]  # labels left unasked (see gold_labels) teach nothing
         inputs = {
             identity: (source.operator(f.template, identity), profile.lookup(keys, f.template, identity)["score"])
             for identity in cheap
         }
         inputs = {k: (op, scores.to_numpy(np.float64)) for k, (op, scores) in inputs.items()}
-        out.extend(fit_learned(f.template, rows, labels, tuning, stored, inputs))
+        out.extend(fit_learned(f.template, rows, gold_scores > 0.0, asked, stored, inputs))
     return out
 
 
@@ -212,9 +246,12 @@ def run_query(
             table, query, source, family, sample=sample, store=store, progress=progress, identities=chosen
         )
     else:
-        profile = profile_query(
-            table, query, source, family, sample=sample, store=store, progress=progress, identities=[gold]
-        )
+        if getattr(optimizer, "labels_where_needed", False):
+            profile = gold_labels(table, query, source, gold, sample=sample, store=store, progress=progress)
+        else:
+            profile = profile_query(
+                table, query, source, family, sample=sample, store=store, progress=progress, identities=[gold]
+            )
         began = time.perf_counter()
         labels = plan_problem(table, query, family, profile, sample, targets, upstream_recall, identities=[gold])
         needed = needs_candidates(labels)

@@ -96,9 +96,11 @@ def execute_plan(
         known = np.flatnonzero(alive & in_sample)
         if len(known):
             keys = row_keys(table.df.iloc[known], template)
-            recorded = profile.lookup(keys, template, cascade.gold)
+            # A gold label left unasked (an earlier filter's gold label said no: the row is out of the answer
+            # whatever this one says) discards the row here too.
+            recorded = profile.lookup(keys, template, cascade.gold, partial=True)
             keep[known] = is_extract or recorded["score"].to_numpy() > 0.0
-            values[known] = recorded["value"].to_numpy()
+            values[known] = [v if isinstance(v, str) else None for v in recorded["value"]]
         draws = rng.random((2, n))
         scored_by: list = []
 

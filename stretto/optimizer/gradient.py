@@ -114,6 +114,8 @@ class GradientOptimizer:
     """Implements the optimizer interface: optimize(problem) -> PhysicalPlan."""
 
     name = "stretto"
+    # Its certification counts the conjunction's outcomes, which unasked later-filter labels do not change.
+    labels_where_needed = True
 
     def __init__(self, settings: GradientSettings | None = None) -> None:
         self.settings = settings or GradientSettings()

@@ -160,13 +160,17 @@ def operator_sample(
     if not gold:
         raise OptimizerError(f"filter '{template.text}': the candidate set names no gold operator")
     cheap = [c for c in dict.fromkeys(candidates) if c != gold]
-    gold_answers = profile.lookup(keys, template, gold)
+    # Gold labels may be left unasked where an earlier filter's gold label is no: the tuple is out of the answer
+    # whatever this operator says (so the conjunction's labels stay exact), and an unasked label counts as "yes",
+    # so a plan that could keep the tuple is charged a false positive: the precision counts can only get worse.
+    gold_answers = profile.lookup(keys, template, gold, partial=True)
     answers = [profile.lookup(keys, template, c) for c in cheap]
     costs = np.array([a["seconds"].mean() for a in answers], dtype=np.float64)
     order = np.argsort(costs, kind="stable")
-    correct, labels = None, gold_answers["score"].to_numpy() > 0.0
+    gold_scores = gold_answers["score"].to_numpy(np.float64)
+    correct, labels = None, np.isnan(gold_scores) | (gold_scores > 0.0)
     if isinstance(template, ExtractTemplate):
-        truth = list(gold_answers["value"])
+        truth = [v if isinstance(v, str) else None for v in gold_answers["value"]]  # unasked: NaN
         correct = np.array([[same_answer(v, t) for v, t in zip(answers[i]["value"], truth, strict=True)]
                             for i in order], dtype=bool).reshape(len(cheap), len(keys))  # fmt: skip
         labels = np.ones(len(keys), dtype=bool)
@@ -176,7 +180,7 @@ def operator_sample(
         scores=np.array([answers[i]["score"].to_numpy(np.float64) for i in order]).reshape(len(cheap), len(keys)),
         costs=costs[order],
         gold=gold,
-        gold_cost=float(gold_answers["seconds"].mean()),
+        gold_cost=float(gold_answers["seconds"].mean()) if gold_answers["seconds"].notna().any() else 0.0,
         labels=labels,
         correct=correct,
         fitted=frozenset(fitted) & frozenset(cheap),
