@@ -8,8 +8,9 @@ construction and proves nothing). Per run: the result's precision and recall aga
 whole table, whether a perfect cascade could have been certified with all of that sample's labels (its gold
 positives: the limit no rule can beat with that sample), the labels used, and the total seconds over gold alone
 on every row. Rules: `ltt` (the default: Learn-then-Test, paths learned+scores, gold labels alone profiled) and
-`paper` (the paper's selection rule with Beta(1,1) bounds, over the LLM family; --paper-fast: 16 restarts x 60 +
-30 steps; its descent takes seconds per run, so --paper-runs may give it fewer runs per cell).
+`paper` (the paper's selection rule with Beta(1,1) bounds, over the LLM family, no learned operator;
+--paper-fast: 16 restarts x 60 + 30 steps; its descent takes seconds per run, so --paper-runs may give it fewer
+runs per cell).
 
     .venv/bin/python scripts/guarantee_validity.py --paper-fast --paper-runs 40   # the committed results
     # results/guarantee_validity.csv (+ _runs.csv); resumable: finished cells are kept and skipped
@@ -56,7 +57,7 @@ def optimizer(rule: str, seed: int, fast: bool) -> GradientOptimizer:
     if rule == "ltt":
         return GradientOptimizer(GradientSettings(seed=seed))
     quick = {"jobs": 16, "steps": 60, "refine_steps": 30} if fast else {}
-    return GradientOptimizer(GradientSettings(seed=seed, profile="family", **PAPER_RULE, **quick))
+    return GradientOptimizer(GradientSettings(seed=seed, **PAPER_RULE, **quick))
 
 
 def cell_runs(workload: str, queries: int, runs: int, rules, targets, fast: bool, done: set) -> pd.DataFrame:

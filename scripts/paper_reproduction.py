@@ -66,7 +66,10 @@ def usable_queries(dataset: str, min_positives: int, filters, extracts) -> tuple
 # The certification rule of the systems that run the gradient optimizer: the paper's (its Beta(1,1) bounds and its
 # selection of the cheapest of the restarts that pass on the held-out half) reproduces the paper; `ltt` is ours.
 GRADIENT_SYSTEMS = ("stretto", "local", "shift_budget", "no_compression")
-RULES = {"paper": [f"optimizer.{key}={value}" for key, value in PAPER_RULE.items()], "ltt": ["optimizer.certify=ltt"]}
+RULES = {
+    "paper": [f"optimizer.{key}={str(value).lower()}" for key, value in PAPER_RULE.items()],
+    "ltt": ["optimizer.certify=ltt"],
+}
 
 
 def cell_overrides(dataset: str, index: int, count: int, seed: int, target: float, system: str, args) -> list[str]:

@@ -15,22 +15,16 @@ operators), with its build seconds: recordings/<workload>_embeddings.parquet (`-
 from __future__ import annotations
 
 import argparse
-import gc
 import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from stretto.backends.model_loader import default_cache_dir, load_model
-from stretto.backends.prompt import operator_prompt
-from stretto.backends.transformers_backend import TransformersBackend
+from stretto.api import operator_source
+from stretto.backends.model_loader import default_cache_dir
 from stretto.data.datasets import load_dataset
-from stretto.kvcache.backend import KVCachedBackend
-from stretto.kvcache.build import KVBuilder
-from stretto.kvcache.store import KVStore
-from stretto.kvcache.variant import KVVariant
 from stretto.operators.embedding import Embedder
-from stretto.operators.llm_extract import operator_for
+from stretto.operators.family import FamilySpec
 from stretto.operators.stored_embeddings import EmbeddingTable
 from stretto.plan.template import parse_template
 from stretto.profiling.profile import Profile, ProfileStore
@@ -55,27 +49,20 @@ def main() -> None:
     record_embeddings(table.df, templates, out.with_name(f"{out.stem}_embeddings.parquet"))
     if args.embeddings:
         return
-    cache = default_cache_dir()
-    profiles = ProfileStore(cache / "profiles")
+    spec = FamilySpec.of(OmegaConf.to_container(family, resolve=True))
+    source = operator_source(spec, "transformers")  # the family's operators on stored KV caches
+    profiles = ProfileStore(default_cache_dir() / "profiles")
+    began = time.perf_counter()
+    for identity, variants, stats in source.build_caches(templates, table.df):  # offline, before any timing
+        print(f"{identity}: caches of {stats.documents} documents, {len(variants)} variant(s) "
+              f"({stats.built} built, {stats.seconds:.0f} s)")  # fmt: skip
     recorded = []
-    for member in family.models:
-        began = time.perf_counter()
-        loaded = load_model(member.model, cache_dir=cache)
-        variants = [KVVariant(**v) for v in member.variants]
-        builder = KVBuilder(loaded, variants, KVStore(cache / "kv"))
-        base = TransformersBackend(loaded, batch_size=8)
-        prefixes = [operator_prompt(templates[0], row, loaded.tokenizer).prefix for row in table.df.to_dict("records")]
-        stats = builder.build(prefixes)
-        print(f"{loaded.identity}: caches of {stats.documents} documents ({stats.built} built, {stats.seconds:.0f} s)")
-        for variant in variants:
-            backend = KVCachedBackend(base, builder, variant)
-            for template in templates:
-                recorded.append(profiles.scores(table.df, operator_for(template, backend)))
-                mean = recorded[-1].records["seconds"].mean()
-                print(f"  {backend.identity} | {template.text[:50]}: {mean * 1000:.1f} ms/row")
-        print(f"{loaded.identity}: {time.perf_counter() - began:.0f} s")
-        del loaded, builder, base
-        gc.collect()
+    for identity in spec.identities:
+        for template in templates:
+            recorded.append(profiles.scores(table.df, source.operator(template, identity)))
+            mean = recorded[-1].records["seconds"].mean()
+            print(f"  {identity} | {template.text[:50]}: {mean * 1000:.1f} ms/row")
+    print(f"recorded in {time.perf_counter() - began:.0f} s")
     Profile.concat(recorded).save(out)
     print(f"wrote {out}")
 

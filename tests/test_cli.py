@@ -162,3 +162,21 @@ def test_single_operator_run_replays_as_a_one_step_plan(tmp_path):
     assert {"result.csv", "scores.csv", "plan.yaml"} <= artifacts
     scores = pd.read_csv(tmp_path / "out" / "scores.csv")  # the model's own log-odds, NaN where a filter never looked
     assert (scores.score_0 > 0.1).sum() == run["metrics.filter0.rows_kept"] == scores.score_1.notna().sum()
+
+
+@pytest.mark.model
+def test_cache_build_stores_every_operators_caches_and_the_embeddings_then_resumes(tmp_path):
+    """`stretto cache build` on 4 real reviews with SmolLM2-135M at two KV variants: one prefill per document feeds
+    both, the embeddings are stored beside them, and a second build finds everything stored and verified."""
+    args = [
+        sys.executable, "-m", "stretto.experiment.cli", "cache", "build", "progress=false", "dataset.limit=4",
+        "family=smollm2_135m", "family.stored=true", "family.press=knorm", "family.ratio=0.5",
+        f"paths.kv_dir={tmp_path}/kv", f"paths.embeddings_dir={tmp_path}/embeddings", f"hydra.run.dir={tmp_path}/out",
+    ]  # fmt: skip
+    first = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "documents 4, built now 4" in first.stdout and "embeddings of 4 documents" in first.stdout
+    assert len(list((tmp_path / "embeddings").glob("*.parquet"))) == 1
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "documents 4, built now 0" in again.stdout
+    assert "every stored entry passed verification" in again.stdout

@@ -7,9 +7,7 @@ import time
 
 from omegaconf import DictConfig
 
-from stretto.backends.prompt import operator_prompt
 from stretto.experiment.run import configured_family, configured_query, configured_source
-from stretto.kvcache.build import KVBuilder
 from stretto.kvcache.store import KVStore
 from stretto.operators.stored_embeddings import EmbeddingStore
 
@@ -20,27 +18,10 @@ def build(cfg: DictConfig) -> str:
     query, table = configured_query(cfg)
     spec = configured_family(cfg)
     source = configured_source(cfg, spec, stored=True)  # a from-scratch family too, when asked to build them
-    rows = table.df.to_dict("records")
-    # The cached prefix depends only on which columns a template reads, not on its question.
-    templates = {op.template.columns: op.template for op in query.operators}.values()
-    models = list(dict.fromkeys(model for model, _ in spec.members))
     lines = []
-    for model in models:
-        variants = source.stored_variants(model)
-        if not variants:
-            continue
-        loaded = source.model(model)
-        builder = KVBuilder(
-            loaded,
-            variants,
-            source.store(),
-            max_tokens=cfg.backend.get("max_tokens"),
-            on_long_text=cfg.backend.get("on_long_text", "truncate"),
-        )
-        prefixes = [operator_prompt(t, row, loaded.tokenizer).prefix for t in templates for row in rows]
-        began = time.perf_counter()
-        stats = builder.build(prefixes, progress=cfg.progress, verify=True)
-        seconds = time.perf_counter() - began
+    for identity, variants, stats in source.build_caches(
+        [op.template for op in query.operators], table.df, progress=cfg.progress, verify=True
+    ):
         verified = (
             f"  {stats.bad} stored entr{'y' if stats.bad == 1 else 'ies'} failed verification (corrupt, truncated or "
             "unreadable; named in the warnings above): removed and rebuilt"
@@ -48,10 +29,10 @@ def build(cfg: DictConfig) -> str:
             else "  every stored entry passed verification (checksum over its tensors and metadata)"
         )
         lines += [
-            f"KV caches for {loaded.identity}, {len(variants)} variant(s) "
+            f"KV caches for {identity}, {len(variants)} variant(s) "
             f"[{', '.join(v.name for v in variants)}] in {cfg.paths.kv_dir}",
             f"  documents {stats.documents}, built now {stats.built} (the rest were stored already and verified), "
-            f"{seconds:.1f} s, {stats.prefill_tokens} prefill tokens",
+            f"{stats.seconds:.1f} s, {stats.prefill_tokens} prefill tokens",
             verified,
         ]
     if not lines:

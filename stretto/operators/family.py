@@ -7,16 +7,18 @@ scores, so the optimizer and executor can be exercised, swept and audited withou
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from stretto.backends.model_loader import LoadedModel, default_cache_dir, load_model, resolve
 from stretto.backends.replay import ReplayOperator
 from stretto.errors import OptimizerError
+from stretto.kvcache.build import BuildStats
 from stretto.kvcache.variant import KVVariant
 from stretto.operators.llm_extract import operator_for
 from stretto.plan.template import Template
@@ -168,6 +170,31 @@ class LiveFamily:
             return operator_for(template, base)
         builder = KVBuilder(loaded, self.stored_variants(name), self.store(), **long_text)
         return operator_for(template, KVCachedBackend(base, builder, variant))
+
+    def build_caches(
+        self, templates: Sequence[Template], rows: pd.DataFrame, *, progress: bool = True, verify: bool = True
+    ) -> list[tuple[str, list[KVVariant], BuildStats]]:
+        """Store the KV cache of every operator of the family for every row (offline work, reported on its own):
+        per model one prefill per document feeds all its variants; stored entries are kept (verified when
+        `verify`: a bad one is reported, removed and rebuilt). Per model: (identity, variants, build stats).
+        The cached prefix depends only on the columns a template reads, so one template per column set is built."""
+        from stretto.backends.prompt import operator_prompt
+        from stretto.kvcache.build import KVBuilder
+
+        distinct = {t.columns: t for t in templates}.values()
+        records = rows.to_dict("records")
+        out = []
+        for name in dict.fromkeys(model for model, _ in self.spec.members):
+            variants = self.stored_variants(name)
+            if not variants:
+                continue
+            loaded = self.model(name)
+            builder = KVBuilder(
+                loaded, variants, self.store(), max_tokens=self.max_tokens, on_long_text=self.on_long_text
+            )
+            prefixes = [operator_prompt(t, row, loaded.tokenizer).prefix for t in distinct for row in records]
+            out.append((loaded.identity, variants, builder.build(prefixes, progress=progress, verify=verify)))
+        return out
 
     def stored_variants(self, name: str) -> list[KVVariant]:
         """The variants of one model whose caches live in the store (a served model's full cache is the server's)."""
