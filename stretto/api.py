@@ -240,6 +240,7 @@ def query(
     backend: str | OperatorSource = "transformers",
     sample_fraction: float = 0.15,
     sample_size: int | None = None,
+    sample_growth: int = 0,
     seed: int = 0,
     table: str | None = None,
     recording: str | Path | None = None,
@@ -261,6 +262,7 @@ def query(
     and `operator_source`. `table` names the table of a multi-table dataset (or of a DataFrame).
     sample_size: the profiling sample's row count (wins over `sample_fraction`; more than the table's rows is an
     OptimizerError). When the sample's gold labels cannot certify any plan, Stretto skips the cheap operators.
+    sample_growth: up to this many doublings of the sample while it certifies nothing (engine.run_query).
     embeddings: the documents' stored embeddings for learned operators (default: the recording's for `replay`,
     the offline store under <cache_dir>/embeddings for `transformers`; see `embedding_source`).
     """
@@ -293,7 +295,7 @@ def query(
     run = run_query(
         rows, parsed, source, spec, targets, optimizer,
         sample_fraction=sample_fraction, sample_size=sample_size, seed=seed, store=store, progress=progress,
-        embeddings=embeddings,
+        embeddings=embeddings, sample_growth=sample_growth,
     )  # fmt: skip
     return Answer(run, rows, parsed, source, spec)
 

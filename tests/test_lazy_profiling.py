@@ -218,3 +218,18 @@ def test_unasked_later_labels_keep_recall_counts_exact_and_precision_counts_pess
         assert (counted.tp, counted.fn) == (exact.tp, exact.fn) and counted.fp >= exact.fp
         worse += counted.fp > exact.fp
     assert 0 < worse < 200  # unasked labels do cost precision counts sometimes (not always)
+
+
+def test_the_sample_grows_only_while_it_certifies_nothing_and_no_label_is_asked_twice():
+    targets = Targets(0.6, 0.6, 0.9)
+    run, recording, _, query, spec, _ = _run(targets, fraction=0.05, sample_growth=3)
+    sizes, looks = run.plan.notes["sample_sizes"], run.plan.notes["sample_looks"]
+    assert sizes == [20, 40, 80, 160] and 1 < looks <= 4 and len(run.sample) == sizes[looks - 1]
+    assert not run.plan.fallback and run.plan.certified  # a larger sample certified what 20 rows could not
+    assert run.problem.targets.alpha == pytest.approx(1 - 0.1 / 4)  # each look at (1 - alpha) / looks
+    gold = spec.gold_identity
+    asked = [recording.asked[(f.template.text, gold, int(i))] for f in query.operators for i in run.sample]
+    assert max(asked) == 1  # a row labelled at an earlier look is not asked again (by profiling or execution)
+    # the same query without growth: the 20-row sample certifies nothing
+    small, *_ = _run(targets, fraction=0.05)
+    assert small.plan.fallback or small.plan.notes.get("lazy")

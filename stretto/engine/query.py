@@ -223,12 +223,18 @@ def run_query(
     progress: bool = True,
     upstream_recall: float = 1.0,
     embeddings: EmbeddingSource | None = None,
+    sample_growth: int = 0,
 ) -> QueryRun:
     """Answer the query at the targets: profile a seeded sample, optimize on it, execute the plan on the table.
 
     `sample_size` (a row count) wins over `sample_fraction` when set. Lazy profiling: when the optimizer says
     (needs_candidates) that the sample's gold labels cannot certify any plan but gold alone, the cheap operators
-    are never asked, gold alone answers, and the profile seconds are the gold labels' alone."""
+    are never asked, gold alone answers, and the profile seconds are the gold labels' alone.
+
+    `sample_growth` = g > 0: up to g doublings of the sample (nested: each holds the last), each tried only when
+    the smaller one certified nothing, and each certified at level (1 - alpha) / (g + 1) (Bonferroni over the
+    looks, so the plan that runs misses a target with probability <= 1 - alpha whichever look chose it). Rows
+    labelled for the sample are answered by their gold labels, so growing costs nothing gold alone would not pay."""
     query.check(table)
     gold = family.gold_identity
     learnable = embeddings is not None and all(
@@ -237,44 +243,102 @@ def run_query(
     chosen = wanted_operators(optimizer, family, learnable)
     if chosen is None:
         return unsampled_run(table, query, source, family, optimizer.name, seed=seed, progress=progress)
-    sample = profiling_sample(len(table), sample_fraction, seed, size=sample_size)
-    rows = table.df.iloc[sample]
+    first = profiling_sample(len(table), sample_fraction, seed, size=sample_size)
+    sizes = [min(len(first) * 2**k, len(table)) for k in range(sample_growth + 1)]
+    sizes = sorted(set(sizes))
+    if len(sizes) > 1:
+        targets = replace(targets, alpha=1.0 - (1.0 - targets.alpha) / len(sizes))
+        order = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1]).permutation(len(table))
+        grown = [np.sort(order[:size]) for size in sizes]
+    else:
+        grown = [first]
+    profile, labelled, optimize_seconds, learn_seconds = Profile.empty(), np.zeros(0, np.int64), 0.0, 0.0
+    for look, sample in enumerate(grown):
+        new = np.setdiff1d(sample, labelled)
+        labelled = sample
+        step = _plan_on_sample(
+            table, query, source, family, targets, optimizer, chosen, sample, new, profile,
+            store=store, progress=progress, upstream_recall=upstream_recall, embeddings=embeddings,
+        )  # fmt: skip
+        profile, optimize_seconds = step.profile, optimize_seconds + step.optimize_seconds
+        learn_seconds += step.learn_seconds
+        if (step.plan.notes.get("lazy") is None and not step.plan.fallback) or look == len(grown) - 1:
+            break
+    plan, problem = step.plan, step.problem
+    if len(grown) > 1:
+        plan.notes.update(sample_looks=look + 1, sample_sizes=sizes)
+    if plan.notes.get("lazy"):
+        log.warning(
+            "targets precision >= %s, recall >= %s at alpha %s cannot be certified with %d gold positives in "
+            "the %d-row sample: gold alone answers; the cheap operators were not profiled",
+            targets.precision,
+            targets.recall,
+            targets.alpha,
+            int(problem.labels.sum()),
+            len(sample),
+        )
+    execution = execute_plan(table, plan, step.source, sample=sample, profile=profile, seed=seed, progress=progress)
     templates = [f.template for f in query.operators]
+    profiled = [gold] if plan.notes.get("lazy") else chosen
+    spent = sample_seconds(profile, table.df.iloc[sample], templates, profiled) + learn_seconds
+    return QueryRun(plan, execution, sample, profile, problem, spent, optimize_seconds)
+
+
+@dataclass(frozen=True)
+class _SamplePlan:
+    plan: PhysicalPlan
+    problem: PlanProblem
+    profile: Profile  # every answer so far (earlier looks' too)
+    source: OperatorSource  # with the learned operators fitted on this sample
+    learn_seconds: float
+    optimize_seconds: float
+
+
+def _plan_on_sample(
+    table: Table,
+    query: Query,
+    source: OperatorSource,
+    family: FamilySpec,
+    targets: Targets,
+    optimizer: Optimizer,
+    chosen: list[str],
+    sample: np.ndarray,
+    new: np.ndarray,
+    profile: Profile,
+    *,
+    store: ProfileStore | None,
+    progress: bool,
+    upstream_recall: float,
+    embeddings: EmbeddingSource | None,
+) -> _SamplePlan:
+    """Profile the sample's `new` rows (the rest were answered at an earlier look), then plan on the sample."""
+    gold = family.gold_identity
+    cheap = [identity for identity in chosen if identity != gold]
     needs_candidates = getattr(optimizer, "needs_candidates", None)
     if needs_candidates is None:
-        profile = profile_query(
-            table, query, source, family, sample=sample, store=store, progress=progress, identities=chosen
+        asked = profile_query(
+            table, query, source, family, sample=new, store=store, progress=progress, identities=chosen
         )
+        profile = Profile.concat([profile, asked])
     else:
         if getattr(optimizer, "labels_where_needed", False):
-            profile = gold_labels(table, query, source, gold, sample=sample, store=store, progress=progress)
+            asked = gold_labels(table, query, source, gold, sample=new, store=store, progress=progress)
         else:
-            profile = profile_query(
-                table, query, source, family, sample=sample, store=store, progress=progress, identities=[gold]
+            asked = profile_query(
+                table, query, source, family, sample=new, store=store, progress=progress, identities=[gold]
             )
+        profile = Profile.concat([profile, asked])
         began = time.perf_counter()
         labels = plan_problem(table, query, family, profile, sample, targets, upstream_recall, identities=[gold])
-        needed = needs_candidates(labels)
-        if not needed:
+        if not needs_candidates(labels):
             plan = lazy_gold_plan(labels, optimizer.name)
             optimize_seconds = time.perf_counter() - began
             plan.notes.update(optimize_seconds=optimize_seconds)
-            log.warning(
-                "targets precision >= %s, recall >= %s at alpha %s cannot be certified with %d gold positives in "
-                "the %d-row sample: gold alone answers; the cheap operators were not profiled",
-                targets.precision,
-                targets.recall,
-                targets.alpha,
-                int(labels.labels.sum()),
-                len(sample),
-            )
-            execution = execute_plan(table, plan, source, sample=sample, profile=profile, seed=seed, progress=progress)
-            spent = sample_seconds(profile, rows, templates, [gold])
-            return QueryRun(plan, execution, sample, profile, labels, spent, optimize_seconds)
-        cheap = [identity for identity in chosen if identity != gold]
-        if cheap:
+            return _SamplePlan(plan, labels, profile, source, 0.0, optimize_seconds)
+        unasked = _unanswered(profile, table, query, cheap, sample)  # an earlier look may have skipped them
+        if len(unasked):
             rest = profile_query(
-                table, query, source, family, sample=sample, store=store, progress=progress, identities=cheap
+                table, query, source, family, sample=unasked, store=store, progress=progress, identities=cheap
             )
             profile = Profile.concat([profile, rest])
     problem = plan_problem(table, query, family, profile, sample, targets, upstream_recall, identities=chosen)
@@ -284,7 +348,6 @@ def run_query(
     if tuning is not None:
         assert embeddings is not None
         began = time.perf_counter()
-        cheap = [identity for identity in chosen if identity != gold]
         learned = learned_operators(table, query, source, profile, sample, tuning, embeddings, gold, cheap)
         if learned:
             profile = Profile.concat([profile, learned_profile(table, sample, learned)])
@@ -295,10 +358,22 @@ def run_query(
         learn_seconds = time.perf_counter() - began  # fitting and scoring the sample: charged as profiling
     began = time.perf_counter()
     plan = optimizer.optimize(problem)
-    optimize_seconds = time.perf_counter() - began
-    execution = execute_plan(table, plan, source, sample=sample, profile=profile, seed=seed, progress=progress)
-    spent = sample_seconds(profile, rows, templates, chosen) + learn_seconds
-    return QueryRun(plan, execution, sample, profile, problem, spent, optimize_seconds)
+    return _SamplePlan(plan, problem, profile, source, learn_seconds, time.perf_counter() - began)
+
+
+def _unanswered(
+    profile: Profile, table: Table, query: Query, identities: Sequence[str], sample: np.ndarray
+) -> np.ndarray:
+    """The sample rows some of these operators have not answered yet for some template."""
+    rows = table.df.iloc[sample]
+    missing = np.zeros(len(sample), dtype=bool)
+    for op in query.operators:
+        keys = row_keys(rows, op.template)
+        for identity in identities:
+            if not (profile.records["operator"] == identity).any():
+                return sample
+            missing |= np.isnan(profile.lookup(keys, op.template, identity, partial=True)["score"].to_numpy(float))
+    return sample[missing]
 
 
 def wanted_operators(optimizer: Optimizer, family: FamilySpec, learnable: bool = False) -> list[str] | None:
