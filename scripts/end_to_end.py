@@ -27,17 +27,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from paper_reproduction import DATASET_SETTINGS, usable_queries
+from paper_reproduction import DATASET_SETTINGS, replayed, usable_queries
 from tqdm import tqdm
 
 import stretto
-from stretto.api import embedding_source, family_spec, operator_source
-from stretto.data.datasets import load_dataset
+from stretto.api import embedding_source
 from stretto.execution.gold import gold_decisions, gold_only_seconds
-from stretto.experiment.cli import config_file
 from stretto.operators.learned import is_learned
 from stretto.plan.query_generator import generate
-from stretto.plan.workload import Workload
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = (0.5, 0.7, 0.9)
@@ -52,12 +49,7 @@ SHAPES = {"movie": ("movie", [2, 3], [0]), "enron": ("enron", [2, 3], [0]), "mov
 def runs(shape: str, queries: int, systems, targets, growth: int = 0) -> list[dict]:
     dataset, filters, extracts = SHAPES[shape]
     settings = DATASET_SETTINGS[dataset]
-    workload = Workload.of(config_file("workload", dataset))
-    table = load_dataset(workload.dataset)[workload.table]
-    spec = family_spec("default")
-    recording = ROOT / "recordings" / f"{dataset}.parquet"
-    source = operator_source(spec, "replay", recording=recording)
-    embeddings = embedding_source("replay", recording=recording)
+    workload, table, spec, source, embeddings = replayed(dataset)
     usable, total = usable_queries(dataset, settings["min_positives"], filters, extracts)
     generated = generate(workload, filters, total, 0, extracts)
     picked = [(i, generated[usable[i % len(usable)]]) for i in range(queries)]

@@ -29,19 +29,15 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from paper_reproduction import DATASET_SETTINGS
+from paper_reproduction import DATASET_SETTINGS, replayed
 from scipy import stats
 from tqdm import tqdm
 
-from stretto.api import embedding_source, family_spec, operator_source
-from stretto.data.datasets import load_dataset
 from stretto.engine import run_query
 from stretto.execution.gold import gold_decisions, gold_only_seconds
-from stretto.experiment.cli import config_file
 from stretto.optimizer.certify import could_certify
 from stretto.optimizer.gradient import PAPER_RULE, GradientOptimizer, GradientSettings
 from stretto.plan.targets import Targets
-from stretto.plan.workload import Workload
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = (0.5, 0.7, 0.9)
@@ -63,12 +59,7 @@ def optimizer(rule: str, seed: int, fast: bool) -> GradientOptimizer:
 def cell_runs(workload: str, queries: int, runs: int, rules, targets, fast: bool, done: set) -> pd.DataFrame:
     """Every run not yet in `done` ((workload, query, target, rule) cells), one row each."""
     settings = DATASET_SETTINGS[workload]
-    spec_workload = Workload.of(config_file("workload", workload))
-    table = load_dataset(spec_workload.dataset)[spec_workload.table]
-    spec = family_spec("default")
-    recording = ROOT / "recordings" / f"{workload}.parquet"
-    source = operator_source(spec, "replay", recording=recording)
-    embeddings = embedding_source("replay", recording=recording)
+    spec_workload, table, spec, source, embeddings = replayed(workload)
     candidates = []
     for q in spec_workload.conjunctions([2, 3]):
         decisions = gold_decisions(table, q, source, spec)

@@ -31,7 +31,7 @@ import pandas as pd
 from hydra import compose, initialize_config_dir
 from tqdm import tqdm
 
-from stretto.api import family_spec, operator_source
+from stretto.api import embedding_source, family_spec, operator_source
 from stretto.data.datasets import load_dataset
 from stretto.execution.gold import gold_decisions
 from stretto.experiment.cli import CONF_DIR, config_file  # registers the config's resolvers
@@ -49,13 +49,20 @@ TARGETS = (0.5, 0.7, 0.9)
 DATASET_SETTINGS = {"movie": {"fraction": 0.15, "min_positives": 20}, "enron": {"fraction": 0.3, "min_positives": 10}}
 
 
-def usable_queries(dataset: str, min_positives: int, filters, extracts) -> tuple[list[int], int]:
-    """Generator indices (seed 0, every query of the shape) whose gold result has >= min_positives rows; and the
-    total."""
+def replayed(dataset: str):
+    """(workload, table, default family, its replayed operators, the recorded embeddings) of a bundled workload."""
     workload = Workload.of(config_file("workload", dataset))
     table = load_dataset(workload.dataset)[workload.table]
     spec = family_spec("default")
-    source = operator_source(spec, "replay", recording=ROOT / "recordings" / f"{dataset}.parquet")
+    recording = ROOT / "recordings" / f"{dataset}.parquet"
+    source = operator_source(spec, "replay", recording=recording)
+    return workload, table, spec, source, embedding_source("replay", recording=recording)
+
+
+def usable_queries(dataset: str, min_positives: int, filters, extracts) -> tuple[list[int], int]:
+    """Generator indices (seed 0, every query of the shape) whose gold result has >= min_positives rows; and the
+    total."""
+    workload, table, spec, source, _ = replayed(dataset)
     queries = generate(workload, filters, len(workload.conjunctions(filters, extracts)), 0, extracts)
     usable = [
         i for i, q in enumerate(queries) if gold_decisions(table, q, source, spec).all(axis=0).sum() >= min_positives
