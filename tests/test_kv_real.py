@@ -137,3 +137,22 @@ def test_extraction_on_the_stored_cache_generates_what_from_scratch_generates(re
     values = LLMExtract(template, cached(model, store, FULL, variants=[FULL])).score(reviews.head(5), progress=False)
     assert set(values.values) <= {"positive", "negative"}
     np.testing.assert_allclose(values.scores, batched.logprobs, atol=1e-3)
+
+
+def test_rows_without_a_stored_cache_are_read_from_scratch_not_built(qwen05, reviews, tmp_path):
+    """scratch_when_missing (how a query reads an uncompressed operator): stored rows from their caches, the
+    rest from scratch, in the prompts' order, and nothing is built."""
+    p = prompts(qwen05, reviews.head(6))
+    store = KVStore(tmp_path)
+    builder = KVBuilder(qwen05, [FULL], store)
+    builder.build([x.prefix for x in p[::2]], progress=False)  # rows 0, 2, 4 stored
+    base = TransformersBackend(qwen05, batch_size=8)
+    mixed = KVCachedBackend(base, builder, FULL, scratch_when_missing=True).score(p, progress=False)
+    on_cache = KVCachedBackend(base, builder, FULL).score(p[::2], progress=False)
+    scratch = base.score(p[1::2], progress=False)
+    np.testing.assert_array_equal(mixed.scores[::2], on_cache.scores)
+    np.testing.assert_array_equal(mixed.scores[1::2], scratch.scores)
+    np.testing.assert_array_equal(mixed.tokens[1::2], scratch.tokens)  # the whole prompt ran, not the question
+    assert [store.contains(qwen05.identity, FULL, x.prefix) for x in p] == [True, False] * 3
+    with pytest.raises(ValueError, match="compressed"):
+        KVCachedBackend(base, KVBuilder(qwen05, [KNORM], store), KNORM, scratch_when_missing=True)

@@ -243,6 +243,11 @@ def run_query(
     chosen = wanted_operators(optimizer, family, learnable)
     if chosen is None:
         return unsampled_run(table, query, source, family, optimizer.name, seed=seed, progress=progress)
+    cold_operators = getattr(source, "cold_operators", None)  # would build caches at query time: left out
+    cold = cold_operators([op.template for op in query.operators], table.df) if cold_operators else []
+    if cold:
+        log.info("left out (no stored KV caches for this table; `stretto cache build` stores them): %s", cold)
+        chosen = [identity for identity in chosen if identity not in cold]
     first = profiling_sample(len(table), sample_fraction, seed, size=sample_size)
     sizes = [min(len(first) * 2**k, len(table)) for k in range(sample_growth + 1)]
     sizes = sorted(set(sizes))
@@ -265,6 +270,8 @@ def run_query(
         if (step.plan.notes.get("lazy") is None and not step.plan.fallback) or look == len(grown) - 1:
             break
     plan, problem = step.plan, step.problem
+    if cold:
+        plan.notes.update(left_out_without_stored_caches=cold)
     if len(grown) > 1:
         plan.notes.update(sample_looks=look + 1, sample_sizes=sizes)
     if plan.notes.get("lazy"):

@@ -31,11 +31,19 @@ CHUNK_ROWS = 256  # rows whose caches are held in memory at once
 class KVCachedBackend:
     """One (model, press, ratio) physical operator answering from the store; missing caches are built."""
 
-    def __init__(self, base: TransformersBackend, builder: KVBuilder, variant: KVVariant) -> None:
+    def __init__(
+        self, base: TransformersBackend, builder: KVBuilder, variant: KVVariant, *, scratch_when_missing: bool = False
+    ) -> None:
+        """`scratch_when_missing`: rows whose cache is not stored are answered from scratch by `base` instead of
+        building their cache at query time (an uncompressed variant only: its answers are the model's on the
+        whole prompt either way; a compressed one exists only as a stored cache)."""
         if variant not in builder.variants:
             raise ValueError(f"builder does not build variant {variant.name}")
+        if scratch_when_missing and variant.compressed:
+            raise ValueError(f"variant {variant.name} is compressed: it answers only from a stored cache")
         self.base, self.builder, self.variant = base, builder, variant
         self.loaded = base.loaded
+        self.scratch_when_missing = scratch_when_missing
 
     @property
     def identity(self) -> str:
@@ -154,12 +162,44 @@ class KVCachedBackend:
     def _tokens(self, prompts: Sequence[PromptParts]) -> np.ndarray:
         return np.array([len(self.loaded.tokenizer.encode(p.suffix, add_special_tokens=False)) for p in prompts])
 
+    def unstored(self, prompts: Sequence[PromptParts]) -> np.ndarray:
+        """(prompts,) bool: the document's cache of this variant is not in the store."""
+        store, identity = self.builder.store, self.loaded.identity
+        return np.array([not store.contains(identity, self.variant, p.prefix) for p in prompts], dtype=bool)
+
     def score(self, prompts: Sequence[PromptParts], *, desc: str = "scoring", progress: bool = True) -> ScoredRows:
-        """Score every prompt on its document's stored cache, in batches of similar cache length."""
-        scores, seconds = self._run(prompts, self.score_batch, desc, progress)
-        return ScoredRows(np.array(scores, dtype=np.float32), seconds, self._tokens(prompts).astype(np.int64), 0)
+        """Score every prompt on its document's stored cache, in batches of similar cache length (rows with no
+        stored cache from scratch, when `scratch_when_missing`)."""
+        scratch = self.unstored(prompts) if self.scratch_when_missing else np.zeros(len(prompts), bool)
+        cached = [p for p, s in zip(prompts, scratch, strict=True) if not s]
+        scores, seconds = self._run(cached, self.score_batch, desc, progress) if cached else ([], np.zeros(0))
+        out = ScoredRows(np.array(scores, dtype=np.float32), seconds, self._tokens(cached).astype(np.int64), 0)
+        if not scratch.any():
+            return out
+        fresh = self.base.score([p for p, s in zip(prompts, scratch, strict=True) if s], desc=desc, progress=progress)
+        merged = {}
+        for name in ("scores", "seconds", "tokens"):
+            column = np.empty(len(prompts), dtype=getattr(out, name).dtype)
+            column[~scratch], column[scratch] = getattr(out, name), getattr(fresh, name)
+            merged[name] = column
+        return ScoredRows(**merged, truncated=fresh.truncated)
 
     def generate(self, prompts: Sequence[PromptParts], *, desc: str = "extracting", progress: bool = True):
-        """Greedy short answers on the stored caches (extraction), batched like `score`."""
-        answers, seconds = self._run(prompts, self.generate_batch, desc, progress)
-        return GeneratedRows.of(answers, seconds, self._tokens(prompts).astype(np.int64), 0)
+        """Greedy short answers on the stored caches (extraction), batched like `score` (from scratch where
+        `score` would be)."""
+        scratch = self.unstored(prompts) if self.scratch_when_missing else np.zeros(len(prompts), bool)
+        cached = [p for p, s in zip(prompts, scratch, strict=True) if not s]
+        answers, seconds = self._run(cached, self.generate_batch, desc, progress) if cached else ([], np.zeros(0))
+        out = GeneratedRows.of(answers, seconds, self._tokens(cached).astype(np.int64), 0)
+        if not scratch.any():
+            return out
+        fresh = self.base.generate([p for p, s in zip(prompts, scratch, strict=True) if s], desc=desc,
+                                   progress=progress)  # fmt: skip
+        texts = np.empty(len(prompts), dtype=object)
+        texts[~scratch], texts[scratch] = out.texts, fresh.texts
+        merged = {}
+        for name in ("logprobs", "seconds", "tokens"):
+            column = np.empty(len(prompts), dtype=getattr(out, name).dtype)
+            column[~scratch], column[scratch] = getattr(out, name), getattr(fresh, name)
+            merged[name] = column
+        return GeneratedRows(list(texts), **merged, truncated=fresh.truncated)

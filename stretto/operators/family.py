@@ -169,7 +169,30 @@ class LiveFamily:
         if not self.stored:
             return operator_for(template, base)
         builder = KVBuilder(loaded, self.stored_variants(name), self.store(), **long_text)
-        return operator_for(template, KVCachedBackend(base, builder, variant))
+        # A query never builds an uncompressed cache: rows without one are read from scratch (`cache build`
+        # stores them for the queries to come); compressed variants with missing caches are cold_operators.
+        scratch = not variant.compressed
+        return operator_for(template, KVCachedBackend(base, builder, variant, scratch_when_missing=scratch))
+
+    def cold_operators(self, templates: Sequence[Template], rows: pd.DataFrame) -> list[str]:
+        """The compressed operators some of these rows have no stored cache for: using them would build caches
+        at query time (a one-off query must not pay an offline build), so the engine leaves them out; `stretto
+        cache build` (build_caches) stores them for a table many queries will hit."""
+        from stretto.backends.prompt import operator_prompt
+
+        cold = []
+        store = self.store()
+        records = rows.to_dict("records")
+        for identity, (name, variant) in self._by_identity.items():
+            if not variant.compressed or self.spec.server(name, variant) is not None:
+                continue
+            loaded = self.model(name)
+            for template in {t.columns: t for t in templates}.values():
+                prefixes = (operator_prompt(template, row, loaded.tokenizer).prefix for row in records)
+                if not all(store.contains(loaded.identity, variant, prefix) for prefix in prefixes):
+                    cold.append(identity)
+                    break
+        return cold
 
     def build_caches(
         self, templates: Sequence[Template], rows: pd.DataFrame, *, progress: bool = True, verify: bool = True
