@@ -274,6 +274,7 @@ def _optimized(
         "optimize_seconds": run.optimize_seconds,
         "execution_seconds": run.execution.seconds,
         "total_seconds": run.total_seconds,
+        "labels": int((run.profile.records["operator"] == spec.gold_identity).sum()),  # gold answers on the sample
         "predicted_precision_lower": run.plan.precision_lower,
         "predicted_recall_lower": run.plan.recall_lower,
         "fallback": float(run.plan.fallback),
