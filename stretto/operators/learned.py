@@ -91,6 +91,14 @@ class ScoreScale:
         return (scores - self.mean) / self.scale
 
 
+def features(
+    projection: Projection, vectors: np.ndarray, scale: ScoreScale | None, scores: np.ndarray | None
+) -> np.ndarray:
+    """[projected embedding (, standardised input score)] per row."""
+    x = projection(vectors)
+    return x if scores is None or scale is None else np.hstack([x, scale(scores)[:, None]])
+
+
 class LearnedOperator:
     """A fitted logistic model over [projected embedding (+ one operator's score)]: a CandidateOperator whose
     scores are the model's log-odds and whose seconds per row are its input operator's plus its own (reading
@@ -113,11 +121,7 @@ class LearnedOperator:
         return learned_identity(self.embeddings.embedder, self.score_of.identity if self.score_of else None)
 
     def features(self, vectors: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
-        x = self.projection(vectors)
-        if scores is not None:
-            assert self.score_scale is not None
-            x = np.hstack([x, self.score_scale(scores)[:, None]])
-        return x
+        return features(self.projection, vectors, self.score_scale, scores)
 
     def score(self, rows: pd.DataFrame, *, progress: bool = True) -> ScoredRows:
         inner = self.score_of.score(rows, progress=progress) if self.score_of is not None else None
@@ -154,8 +158,7 @@ def fit_learned(
     out = []
     for operator, scores in [(None, None), *inputs.values()]:
         scale = ScoreScale.fit(scores) if scores is not None else None
-        draft = LearnedOperator(template, embeddings, projection, np.zeros(1), operator, scale)
-        weights = fit_logistic(draft.features(vectors, scores)[tuning], y)
+        weights = fit_logistic(features(projection, vectors, scale, scores)[tuning], y)
         out.append(LearnedOperator(template, embeddings, projection, weights, operator, scale))
     return out
 
