@@ -12,8 +12,8 @@ on every row. Rules: `ltt` (the default: Learn-then-Test, paths learned+scores, 
 --paper-fast: 16 restarts x 60 + 30 steps; its descent takes seconds per run, so --paper-runs may give it fewer
 runs per cell).
 
-    .venv/bin/python scripts/guarantee_validity.py --rules ltt                                # the committed
-    .venv/bin/python scripts/guarantee_validity.py --rules paper --paper-fast --paper-runs 20  # results
+    .venv/bin/python scripts/guarantee_validity.py --rules ltt                 # the committed results
+    .venv/bin/python scripts/guarantee_validity.py --rules paper --paper-fast  # (see results/README.md)
     # results/guarantee_validity.csv (+ _runs.csv); resumable: finished cells are kept and skipped
 
 Output columns: workload, query, target, rule, runs, certified_runs, certifiable_runs, precision_misses,
