@@ -153,6 +153,9 @@ def test_rows_without_a_stored_cache_are_read_from_scratch_not_built(qwen05, rev
     np.testing.assert_array_equal(mixed.scores[::2], on_cache.scores)
     np.testing.assert_array_equal(mixed.scores[1::2], scratch.scores)
     np.testing.assert_array_equal(mixed.tokens[1::2], scratch.tokens)  # the whole prompt ran, not the question
+    answers = KVCachedBackend(base, builder, FULL, scratch_when_missing=True).generate(p, progress=False)
+    assert answers.texts[::2] == KVCachedBackend(base, builder, FULL).generate(p[::2], progress=False).texts
+    assert answers.texts[1::2] == base.generate(p[1::2], progress=False).texts  # extractions merge the same way
     assert [store.contains(qwen05.identity, FULL, x.prefix) for x in p] == [True, False] * 3
     with pytest.raises(ValueError, match="compressed"):
         KVCachedBackend(base, KVBuilder(qwen05, [KNORM], store), KNORM, scratch_when_missing=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -173,27 +173,30 @@ def learned_operators(
     profile: Profile,
     sample: np.ndarray,
     tuning: np.ndarray,
-    embeddings: EmbeddingSource,
+    embeddings: Mapping[tuple[str, ...], EmbeddingTable | None],
     gold: str,
     cheap: Sequence[str],
 ) -> list[LearnedOperator]:
-    """Per filter whose documents have stored embeddings: learned operators over the embedding alone and over
-    [embedding + each cheap operator's score], fitted on the gold labels of the sample's `tuning` tuples only
-    (positions into `sample`), so the certification tuples still judge them as fresh data."""
+    """Per filter whose documents have stored embeddings (`embeddings`, by the columns a template reads): learned
+    operators over the embedding alone and over [embedding + each cheap operator's score], fitted on the gold
+    labels of the sample's `tuning` tuples only (positions into `sample`), so the certification tuples still
+    judge them as fresh data."""
     rows = table.df.iloc[sample]
     out: list[LearnedOperator] = []
     for f in query.filters:
-        stored = embeddings.available(table.df, f.template.columns)
+        stored = embeddings.get(f.template.columns)
         if stored is None:
             continue
         keys = row_keys(rows, f.template)
         gold_scores = profile.lookup(keys, f.template, gold, partial=True)["score"].to_numpy(np.float64)
         asked = tuning[~np.isnan(gold_scores[tuning])]  # labels left unasked (see gold_labels) teach nothing
         inputs = {
-            identity: (source.operator(f.template, identity), profile.lookup(keys, f.template, identity)["score"])
+            identity: (
+                source.operator(f.template, identity),
+                profile.lookup(keys, f.template, identity)["score"].to_numpy(np.float64),
+            )
             for identity in cheap
         }
-        inputs = {k: (op, scores.to_numpy(np.float64)) for k, (op, scores) in inputs.items()}
         out.extend(fit_learned(f.template, rows, gold_scores > 0.0, asked, stored, inputs))
     return out
 
@@ -237,14 +240,14 @@ def run_query(
     labelled for the sample are answered by their gold labels, so growing costs nothing gold alone would not pay."""
     query.check(table)
     gold = family.gold_identity
-    learnable = embeddings is not None and all(
-        embeddings.available(table.df, f.template.columns) is not None for f in query.filters
-    )
+    stored = {} if embeddings is None else {f.template.columns: embeddings.available(table.df, f.template.columns)
+                                            for f in query.filters}  # fmt: skip
+    learnable = embeddings is not None and all(found is not None for found in stored.values())
     chosen = wanted_operators(optimizer, family, learnable)
     if chosen is None:
         return unsampled_run(table, query, source, family, optimizer.name, seed=seed, progress=progress)
     cold_operators = getattr(source, "cold_operators", None)  # would build caches at query time: left out
-    cold = cold_operators([op.template for op in query.operators], table.df) if cold_operators else []
+    cold = cold_operators([op.template for op in query.operators], table.df, chosen) if cold_operators else []
     if cold:
         log.info("left out (no stored KV caches for this table; `stretto cache build` stores them): %s", cold)
         chosen = [identity for identity in chosen if identity not in cold]
@@ -263,7 +266,7 @@ def run_query(
         labelled = sample
         step = _plan_on_sample(
             table, query, source, family, targets, optimizer, chosen, sample, new, profile,
-            store=store, progress=progress, upstream_recall=upstream_recall, embeddings=embeddings,
+            store=store, progress=progress, upstream_recall=upstream_recall, embeddings=stored,
         )  # fmt: skip
         profile, optimize_seconds = step.profile, optimize_seconds + step.optimize_seconds
         learn_seconds += step.learn_seconds
@@ -316,7 +319,7 @@ def _plan_on_sample(
     store: ProfileStore | None,
     progress: bool,
     upstream_recall: float,
-    embeddings: EmbeddingSource | None,
+    embeddings: Mapping[tuple[str, ...], EmbeddingTable | None],
 ) -> _SamplePlan:
     """Profile the sample's `new` rows (the rest were answered at an earlier look), then plan on the sample."""
     gold = family.gold_identity
@@ -351,9 +354,8 @@ def _plan_on_sample(
     problem = plan_problem(table, query, family, profile, sample, targets, upstream_recall, identities=chosen)
     learn_seconds = 0.0
     tuning_tuples = getattr(optimizer, "tuning_tuples", None)
-    tuning = tuning_tuples(problem) if tuning_tuples is not None and embeddings is not None else None
+    tuning = tuning_tuples(problem) if tuning_tuples is not None and embeddings else None
     if tuning is not None:
-        assert embeddings is not None
         began = time.perf_counter()
         learned = learned_operators(table, query, source, profile, sample, tuning, embeddings, gold, cheap)
         if learned:

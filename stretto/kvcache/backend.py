@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import fields, replace
 
 import numpy as np
 import torch
@@ -170,36 +171,39 @@ class KVCachedBackend:
     def score(self, prompts: Sequence[PromptParts], *, desc: str = "scoring", progress: bool = True) -> ScoredRows:
         """Score every prompt on its document's stored cache, in batches of similar cache length (rows with no
         stored cache from scratch, when `scratch_when_missing`)."""
-        scratch = self.unstored(prompts) if self.scratch_when_missing else np.zeros(len(prompts), bool)
-        cached = [p for p, s in zip(prompts, scratch, strict=True) if not s]
-        scores, seconds = self._run(cached, self.score_batch, desc, progress) if cached else ([], np.zeros(0))
-        out = ScoredRows(np.array(scores, dtype=np.float32), seconds, self._tokens(cached).astype(np.int64), 0)
-        if not scratch.any():
-            return out
-        fresh = self.base.score([p for p, s in zip(prompts, scratch, strict=True) if s], desc=desc, progress=progress)
-        merged = {}
-        for name in ("scores", "seconds", "tokens"):
-            column = np.empty(len(prompts), dtype=getattr(out, name).dtype)
-            column[~scratch], column[scratch] = getattr(out, name), getattr(fresh, name)
-            merged[name] = column
-        return ScoredRows(**merged, truncated=fresh.truncated)
+
+        def on_cache(rows: Sequence[PromptParts]) -> ScoredRows:
+            scores, seconds = self._run(rows, self.score_batch, desc, progress)
+            return ScoredRows(np.array(scores, dtype=np.float32), seconds, self._tokens(rows).astype(np.int64), 0)
+
+        return self._answer(prompts, on_cache, lambda rows: self.base.score(rows, desc=desc, progress=progress))
 
     def generate(self, prompts: Sequence[PromptParts], *, desc: str = "extracting", progress: bool = True):
         """Greedy short answers on the stored caches (extraction), batched like `score` (from scratch where
         `score` would be)."""
+
+        def on_cache(rows: Sequence[PromptParts]) -> GeneratedRows:
+            answers, seconds = self._run(rows, self.generate_batch, desc, progress)
+            return GeneratedRows.of(answers, seconds, self._tokens(rows).astype(np.int64), 0)
+
+        return self._answer(prompts, on_cache, lambda rows: self.base.generate(rows, desc=desc, progress=progress))
+
+    def _answer(self, prompts: Sequence[PromptParts], on_cache, from_scratch):
+        """on_cache(prompts), except that with `scratch_when_missing` the rows with no stored cache are answered by
+        from_scratch; the two answers (ScoredRows or GeneratedRows) merged back into the prompts' order."""
         scratch = self.unstored(prompts) if self.scratch_when_missing else np.zeros(len(prompts), bool)
-        cached = [p for p, s in zip(prompts, scratch, strict=True) if not s]
-        answers, seconds = self._run(cached, self.generate_batch, desc, progress) if cached else ([], np.zeros(0))
-        out = GeneratedRows.of(answers, seconds, self._tokens(cached).astype(np.int64), 0)
         if not scratch.any():
-            return out
-        fresh = self.base.generate([p for p, s in zip(prompts, scratch, strict=True) if s], desc=desc,
-                                   progress=progress)  # fmt: skip
-        texts = np.empty(len(prompts), dtype=object)
-        texts[~scratch], texts[scratch] = out.texts, fresh.texts
+            return on_cache(prompts)
+        fresh = from_scratch([p for p, s in zip(prompts, scratch, strict=True) if s])
+        if scratch.all():
+            return fresh
+        cached = on_cache([p for p, s in zip(prompts, scratch, strict=True) if not s])
         merged = {}
-        for name in ("logprobs", "seconds", "tokens"):
-            column = np.empty(len(prompts), dtype=getattr(out, name).dtype)
-            column[~scratch], column[scratch] = getattr(out, name), getattr(fresh, name)
-            merged[name] = column
-        return GeneratedRows(list(texts), **merged, truncated=fresh.truncated)
+        for field in fields(fresh):  # the per-row columns; a count (truncated) and an absent column stay fresh's
+            column = getattr(fresh, field.name)
+            if not isinstance(column, (list, np.ndarray)):
+                continue
+            ours, theirs = iter(getattr(cached, field.name)), iter(column)
+            values = [next(theirs) if s else next(ours) for s in scratch]
+            merged[field.name] = values if isinstance(column, list) else np.array(values, dtype=column.dtype)
+        return replace(fresh, **merged)

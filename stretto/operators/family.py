@@ -174,24 +174,20 @@ class LiveFamily:
         scratch = not variant.compressed
         return operator_for(template, KVCachedBackend(base, builder, variant, scratch_when_missing=scratch))
 
-    def cold_operators(self, templates: Sequence[Template], rows: pd.DataFrame) -> list[str]:
-        """The compressed operators some of these rows have no stored cache for: using them would build caches
-        at query time (a one-off query must not pay an offline build), so the engine leaves them out; `stretto
-        cache build` (build_caches) stores them for a table many queries will hit."""
-        from stretto.backends.prompt import operator_prompt
-
+    def cold_operators(self, templates: Sequence[Template], rows: pd.DataFrame, identities: Sequence[str]) -> list[str]:
+        """Those of `identities` that are compressed and lack a stored cache for some of these rows: using them
+        would build caches at query time (a one-off query must not pay an offline build), so the engine leaves
+        them out; `stretto cache build` (build_caches) stores them for a table many queries will hit."""
         cold = []
         store = self.store()
-        records = rows.to_dict("records")
-        for identity, (name, variant) in self._by_identity.items():
+        for identity in identities:
+            name, variant = self._by_identity[identity]
             if not variant.compressed or self.spec.server(name, variant) is not None:
                 continue
             loaded = self.model(name)
-            for template in {t.columns: t for t in templates}.values():
-                prefixes = (operator_prompt(template, row, loaded.tokenizer).prefix for row in records)
-                if not all(store.contains(loaded.identity, variant, prefix) for prefix in prefixes):
-                    cold.append(identity)
-                    break
+            prefixes = cached_prefixes(templates, rows, loaded.tokenizer)
+            if not all(store.contains(loaded.identity, variant, prefix) for prefix in prefixes):
+                cold.append(identity)
         return cold
 
     def build_caches(
@@ -201,11 +197,8 @@ class LiveFamily:
         per model one prefill per document feeds all its variants; stored entries are kept (verified when
         `verify`: a bad one is reported, removed and rebuilt). Per model: (identity, variants, build stats).
         The cached prefix depends only on the columns a template reads, so one template per column set is built."""
-        from stretto.backends.prompt import operator_prompt
         from stretto.kvcache.build import KVBuilder
 
-        distinct = {t.columns: t for t in templates}.values()
-        records = rows.to_dict("records")
         out = []
         for name in dict.fromkeys(model for model, _ in self.spec.members):
             variants = self.stored_variants(name)
@@ -215,7 +208,7 @@ class LiveFamily:
             builder = KVBuilder(
                 loaded, variants, self.store(), max_tokens=self.max_tokens, on_long_text=self.on_long_text
             )
-            prefixes = [operator_prompt(t, row, loaded.tokenizer).prefix for t in distinct for row in records]
+            prefixes = cached_prefixes(templates, rows, loaded.tokenizer)
             out.append((loaded.identity, variants, builder.build(prefixes, progress=progress, verify=verify)))
         return out
 
@@ -227,6 +220,16 @@ class LiveFamily:
         from stretto.kvcache.store import KVStore
 
         return KVStore(self.kv_dir, budget_gb=self.budget_gb)
+
+
+def cached_prefixes(templates: Sequence[Template], rows: pd.DataFrame, tokenizer) -> list[str]:
+    """The prompt prefixes whose KV caches these templates read on these rows: a prefix depends only on the
+    columns a template reads, so one template per column set."""
+    from stretto.backends.prompt import operator_prompt
+
+    records = rows.to_dict("records")
+    distinct = {t.columns: t for t in templates}.values()
+    return [operator_prompt(t, row, tokenizer).prefix for t in distinct for row in records]
 
 
 class ReplayFamily:
