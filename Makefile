@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test lint scale clean-outputs vllm-env vllm-server vllm-test
+.PHONY: install run test lint scale clean-outputs vllm-env vllm-server vllm-test lotus-env lotus-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,3 +65,19 @@ vllm-server: $(STAMP) $(VLLM_VENV)/.installed
 ## The opt-in test against the real server (not part of `make test`)
 vllm-test: $(STAMP) $(VLLM_VENV)/.installed
 	$(BIN)/pytest -q -m vllm
+
+## The real lotus-ai 1.2.4 in its own virtualenv (it needs numpy<2 and transformers<5), to pin stretto's port to it
+LOTUS_VENV ?= .venv-lotus
+$(LOTUS_VENV)/.installed:
+	$(PYTHON) -m venv $(LOTUS_VENV)
+	$(LOTUS_VENV)/bin/pip install -q --upgrade pip
+	# torch first and pinned: the CPU wheel; an unpinned torch pulls GBs of CUDA packages
+	$(LOTUS_VENV)/bin/pip install -q torch==2.13.0
+	$(LOTUS_VENV)/bin/pip install -q lotus-ai==1.2.4
+	touch $@
+
+lotus-env: $(LOTUS_VENV)/.installed
+
+## The opt-in check of stretto/baselines/lotus.py against the real package (not part of `make test`)
+lotus-test: $(STAMP) $(LOTUS_VENV)/.installed
+	$(BIN)/pytest -q -m lotus
