@@ -60,9 +60,10 @@ def test_systems_run_by_name_on_the_same_profile():
     lotus = stretto.query("movie", [POSITIVE], system="lotus", **options)
     assert gold.plan.system != lotus.plan.system
     assert gold.quality("gold").precision == 1.0 and gold.quality("gold").recall == 1.0
-    # each is charged what it needs: gold alone takes no sample; LOTUS profiles its proxy and gold on one
+    # each is charged what it needs: gold alone takes no sample; LOTUS labels its importance sample of the table
     assert gold.costs.profile_seconds == 0.0 and len(gold.run.sample) == 0 and gold.run.problem is None
-    assert lotus.costs.profile_seconds > 0.0 and len(lotus.run.problem.operators[0].candidates) == 1
+    assert lotus.costs.profile_seconds > 0.0 and set(lotus.run.profile.records.operator) == {lotus.family.gold_identity}
+    assert len(lotus.run.sample) == lotus.plan.notes["labels"] > 0
     family = {**FAST, "profile": "family"}  # the LLM operators profiled, not the learned ones alone
     ablation = stretto.query("movie", [POSITIVE], system="no_compression", settings=family, **options)
     # every LLM operator it may use is uncompressed (a learned operator names the LLM operator it reads, if any)

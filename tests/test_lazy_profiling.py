@@ -157,33 +157,6 @@ def test_gold_only_takes_no_sample_and_pays_gold_on_every_row():
     assert run.plan.system == "gold_only" and all(c.steps == () for c in run.plan.cascades)
 
 
-@pytest.mark.parametrize("system", ["lotus", "bargain"])
-def test_proxy_baselines_profile_only_their_proxy_and_gold(system):
-    from stretto.baselines.bargain import BargainOptimizer
-    from stretto.baselines.lotus import LotusOptimizer
-    from stretto.engine import plan_problem
-
-    make = {"lotus": LotusOptimizer, "bargain": BargainOptimizer}[system]
-    run, recording, table, query, spec, source = _run(Targets(0.7, 0.7, 0.95), fraction=0.25, optimizer=make())
-    gold = spec.gold_identity
-    proxy = next(i for i in spec.identities if i != gold and i.endswith("/none@0.00"))  # small model, full cache
-    others = [i for i in spec.identities if i not in (gold, proxy)]
-    assert others and all(recording.rows[i] == 0 for i in others)  # never asked, on the sample or the table
-    assert set(run.profile.records["operator"]) == {proxy, gold}
-    assert all(f.candidates == (proxy,) for f in run.problem.operators)
-    charged = sum(
-        float(source.operator(f.template, op).score(table.df.iloc[run.sample], progress=False).seconds.sum())
-        for f in query.operators
-        for op in (proxy, gold)
-    )
-    assert run.profile_seconds == pytest.approx(charged)
-    # the same plan as on the whole family's profile: the proxy it picks there is the one profiled here
-    everything = synthetic()[4]  # the recording: every operator's answers
-    full = plan_problem(table, query, spec, everything, run.sample, run.problem.targets)
-    assert len(full.operators[0].candidates) == 2
-    assert make().optimize(full).cascades == run.plan.cascades
-
-
 def test_unasked_later_labels_keep_recall_counts_exact_and_precision_counts_pessimistic():
     from stretto.engine import plan_problem, profile_query
     from stretto.engine.query import gold_labels

@@ -6,15 +6,14 @@ relational steps, blocking and semantic joins around it.
 
 from stretto.engine.pipeline import PipelineRun, run_pipeline
 from stretto.engine.query import (
-    Costs,
     EmbeddingSource,
     Optimizer,
-    QueryRun,
     one_operator_plan,
     plan_problem,
     profile_query,
     run_query,
 )
+from stretto.engine.record import Costs, QueryRun
 
 __all__ = [
     "Costs",

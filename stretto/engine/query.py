@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 
 from stretto.data.table import Table
-from stretto.execution.cascade_executor import OperatorSource, PlanExecution, execute_plan
+from stretto.engine.on_table import labels_as_it_goes, run_on_table
+from stretto.engine.record import QueryRun
+from stretto.execution.cascade_executor import OperatorSource, execute_plan
 from stretto.operators.family import FamilySpec
 from stretto.operators.learned import LearnedOperator, WithLearned, fit_learned
 from stretto.operators.stored_embeddings import EmbeddingTable
@@ -59,38 +61,6 @@ class Optimizer(Protocol):
     # Optional: tuning_tuples(problem) -> np.ndarray | None: the sample tuples it tunes on and never certifies
     # on. Learned operators are fitted on those tuples' labels and offered to it as candidates (when the
     # documents have stored embeddings); None, or a system without it, gets no learned operators.
-
-
-@dataclass(frozen=True)
-class Costs:
-    """Operator seconds a query spent, by phase (offline KV-cache and embedding builds are not in them)."""
-
-    profile_seconds: float  # the gold labels and every candidate operator profiled on the sample
-    optimize_seconds: float  # the optimizer's wall time
-    execution_seconds: float  # the plan on the rows outside the sample
-
-    @property
-    def total_seconds(self) -> float:
-        return self.profile_seconds + self.optimize_seconds + self.execution_seconds
-
-
-@dataclass(frozen=True)
-class QueryRun:
-    plan: PhysicalPlan
-    execution: PlanExecution
-    sample: np.ndarray  # row positions of the profiling sample
-    profile: Profile
-    problem: PlanProblem | None  # what the optimizer saw (None: the system took no sample, gold answered all)
-    profile_seconds: float  # operator seconds spent on the sample (gold and the candidates this system profiled)
-    optimize_seconds: float  # wall time of the optimizer
-
-    @property
-    def costs(self) -> Costs:
-        return Costs(self.profile_seconds, self.optimize_seconds, self.execution.seconds)
-
-    @property
-    def total_seconds(self) -> float:
-        return self.costs.total_seconds
 
 
 def profile_query(
@@ -240,6 +210,10 @@ def run_query(
     labelled for the sample are answered by their gold labels, so growing costs nothing gold alone would not pay."""
     query.check(table)
     gold = family.gold_identity
+    if labels_as_it_goes(optimizer):
+        return run_on_table(
+            table, query, source, gold, family.identities, targets, optimizer, seed=seed, progress=progress
+        )  # fmt: skip
     stored = {} if embeddings is None else {f.template.columns: embeddings.available(table.df, f.template.columns)
                                             for f in query.filters}  # fmt: skip
     learnable = embeddings is not None and all(found is not None for found in stored.values())

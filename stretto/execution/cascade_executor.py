@@ -5,9 +5,11 @@ cheap operator scores the tuples still unsure (in batches, by its backend), keep
 threshold and discards those below its lower one; a random fraction of those accepts / discards
 (the plan's forcing fractions, drawn from `seed`) goes to the gold operator with the still-unsure
 rest. Tuples of the profiling sample are not scored again: the gold operator's recorded answers
-decide them, at no cost. An extract's cascade never discards: a cheap extractor's value is final when
-its confidence is above the upper threshold, and the gold extractor fills in the rest; the values land
-in the result under the template's [output] column.
+decide them, at no cost; so do the tuples whose gold answer a system bought for one template
+(`answers`: the labels a whole-table system chose, e.g. BARGAIN's), at that template's cascade.
+An extract's cascade never discards: a cheap extractor's value is final when its confidence is
+above the upper threshold, and the gold extractor fills in the rest; the values land in the
+result under the template's [output] column.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ def execute_plan(
     profile: Profile | None = None,
     seed: int = 0,
     progress: bool = True,
+    answers: Profile | None = None,
 ) -> PlanExecution:
     began = time.perf_counter()
     n = len(table)
@@ -101,6 +104,15 @@ def execute_plan(
             recorded = profile.lookup(keys, template, cascade.gold, partial=True)
             keep[known] = is_extract or recorded["score"].to_numpy() > 0.0
             values[known] = [v if isinstance(v, str) else None for v in recorded["value"]]
+        decided = alive & in_sample
+        if answers is not None and (answers.records["operator"] == cascade.gold).any():
+            rest = np.flatnonzero(alive & ~in_sample)
+            bought = answers.lookup(row_keys(table.df.iloc[rest], template), template, cascade.gold, partial=True)
+            has = ~np.isnan(bought["score"].to_numpy(dtype=float))
+            rows = rest[has]
+            keep[rows] = is_extract or bought["score"].to_numpy()[has] > 0.0
+            values[rows] = [v if isinstance(v, str) else None for v in bought["value"].to_numpy()[has]]
+            decided[rows] = True
         draws = rng.random((2, n))
         scored_by: list = []
 
@@ -115,7 +127,7 @@ def execute_plan(
             scored_by.append(scored)
             return scored.scores
 
-        flow = run_steps(cascade.steps, scores_of, alive & ~in_sample, is_extract)
+        flow = run_steps(cascade.steps, scores_of, alive & ~decided, is_extract)
         share_a, share_d = forcing_shares(cascade.force_accept, cascade.force_discard, draws)
         cheap_keep, gold_part, _ = gold_share(
             flow.accepted.astype(float), flow.discarded.astype(float), flow.unsure.astype(float), 0.0, share_a, share_d
