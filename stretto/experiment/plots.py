@@ -32,6 +32,8 @@ COLUMNS = {
     "metrics.execution_seconds": "exec_seconds",
     "metrics.profile_seconds": "profile_seconds",
     "metrics.optimize_seconds": "optimize_seconds",
+    "metrics.total_seconds": "total_seconds",
+    "metrics.labels": "labels",
     "metrics.gold_only_seconds": "gold_only_seconds",
     "metrics.gold.precision": "precision_gold",
     "metrics.gold.recall": "recall_gold",

@@ -1,7 +1,10 @@
 """The paper's ablations of the global optimizer, behind the same interface.
 
 LOCAL splits the targets evenly: each of n cascades is tuned alone for T^(1/n) at confidence
-alpha^(1/n), so that the product of the per-cascade guarantees is the end-to-end one.
+alpha^(1/n), each bounded against its own filter's gold answers. That is NOT an end-to-end guarantee:
+a conjunction's precision and recall are not products of per-filter rates. Filter A's 50 false
+positives can all fall inside B's kept true rows: A at precision .95, B at 1.0, the conjunction at .5.
+Only the global optimizer bounds the conjunction's result (its certification counts it directly).
 SHIFT_BUDGET splits them unevenly: it searches the shares w_i (sum 1, in steps of 1/(2n)) of the
 budget, T_i = T^(w_i), and keeps the cheapest split; the even split is one of them, so it never costs
 more than LOCAL. (The no-compression ablation is a smaller operator family, not an optimizer.)
