@@ -26,6 +26,7 @@ import yaml
 from stretto.data.datasets import DATASETS, load_dataset
 from stretto.data.table import Table
 from stretto.engine import Costs, EmbeddingSource, QueryRun, run_query
+from stretto.engine.label_source import check_label_source
 from stretto.errors import ModelError, ProfileError, QueryError
 from stretto.evaluation.metrics import Quality, quality
 from stretto.execution.cascade_executor import OperatorSource
@@ -241,6 +242,7 @@ def query(
     sample_fraction: float = 0.15,
     sample_size: int | None = None,
     sample_growth: int = 0,
+    labels: str = "gold",
     seed: int = 0,
     table: str | None = None,
     recording: str | Path | None = None,
@@ -263,10 +265,16 @@ def query(
     sample_size: the profiling sample's row count (wins over `sample_fraction`; more than the table's rows is an
     OptimizerError). When the sample's gold labels cannot certify any plan, Stretto skips the cheap operators.
     sample_growth: up to this many doublings of the sample while it certifies nothing (engine.run_query).
+    labels: where the sample's labels come from: "gold" (the gold operator; the guarantees are relative to it),
+    "column" (each filter's `label` column: the guarantees hold against it) or a CSV of rows you labelled, keyed
+    by the table's key column (or `row`, the 0-based position), one column per filter's label column
+    (engine/label_source.py). A query that not even gold alone can meet against them is refused
+    (UncertifiableTargets), before it runs.
     embeddings: the documents' stored embeddings for learned operators (default: the recording's for `replay`,
     the offline store under <cache_dir>/embeddings for `transformers`; see `embedding_source`).
     """
     check_system(system)
+    check_label_source(labels)
     parsed = Query(
         table or "table",
         tuple(_operator(f, SemFilter) for f in filters),
@@ -295,7 +303,7 @@ def query(
     run = run_query(
         rows, parsed, source, spec, targets, optimizer,
         sample_fraction=sample_fraction, sample_size=sample_size, seed=seed, store=store, progress=progress,
-        embeddings=embeddings, sample_growth=sample_growth,
+        embeddings=embeddings, sample_growth=sample_growth, labels=labels,
     )  # fmt: skip
     return Answer(run, rows, parsed, source, spec)
 

@@ -31,3 +31,8 @@ class ProfileError(StrettoError, ValueError):
 
 class OptimizerError(StrettoError, ValueError):
     """The optimizer was given an unusable candidate set or sample (no gold operator, empty sample)."""
+
+
+class UncertifiableTargets(QueryError):
+    """No plan, not even the gold operator alone on every row, can be certified at the targets against the labels
+    of the sample (labels from another source than the gold operator: the truth)."""

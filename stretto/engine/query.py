@@ -12,15 +12,17 @@ import numpy as np
 import pandas as pd
 
 from stretto.data.table import Table
+from stretto.engine.label_source import labelled_rows, sample_truth
 from stretto.engine.on_table import labels_as_it_goes, run_on_table
 from stretto.engine.record import QueryRun
+from stretto.errors import QueryError
 from stretto.execution.cascade_executor import OperatorSource, execute_plan
 from stretto.operators.family import FamilySpec
 from stretto.operators.learned import LearnedOperator, WithLearned, fit_learned
 from stretto.operators.stored_embeddings import EmbeddingTable
+from stretto.optimizer.certify import gold_alone
 from stretto.optimizer.physical_plan import Cascade, PhysicalPlan
 from stretto.optimizer.problem import PlanProblem, operator_sample
-from stretto.optimizer.simulate import exact_gold_fallback
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
 from stretto.plan.template import ExtractTemplate
@@ -120,18 +122,21 @@ def plan_problem(
     upstream_recall: float = 1.0,
     identities: Sequence[str] | None = None,
     learned: Sequence[LearnedOperator] = (),
+    truth: Mapping[str, np.ndarray] | None = None,
 ) -> PlanProblem:
     """`identities`: the candidates profiled (default: the whole family; the gold one alone gives a problem with
     the gold labels and no candidates). `learned`: learned operators fitted for this query, candidates of their
-    own template (fitted on the tuning labels)."""
+    own template (fitted on the tuning labels). `truth`: each filter's labels on every row from another source
+    (label_source.sample_truth), the gold operator's answers then one more operator's."""
     rows = table.df.iloc[sample]
     identities = family.identities if identities is None else identities
     operators = []
     for op in query.operators:
         fitted = [lo.identity for lo in learned if lo.template.text == op.template.text]
         keys = row_keys(rows, op.template)
+        labels = None if truth is None else truth[op.template.text][sample]
         operators.append(
-            operator_sample(profile, op.template, keys, [*identities, *fitted], family.gold_identity, fitted)
+            operator_sample(profile, op.template, keys, [*identities, *fitted], family.gold_identity, fitted, labels)
         )
     return PlanProblem(tuple(operators), targets, len(sample) / len(table), upstream_recall)
 
@@ -146,6 +151,7 @@ def learned_operators(
     embeddings: Mapping[tuple[str, ...], EmbeddingTable | None],
     gold: str,
     cheap: Sequence[str],
+    truth: Mapping[str, np.ndarray] | None = None,
 ) -> list[LearnedOperator]:
     """Per filter whose documents have stored embeddings (`embeddings`, by the columns a template reads): learned
     operators over the embedding alone and over [embedding + each cheap operator's score], fitted on the gold
@@ -159,6 +165,8 @@ def learned_operators(
             continue
         keys = row_keys(rows, f.template)
         gold_scores = profile.lookup(keys, f.template, gold, partial=True)["score"].to_numpy(np.float64)
+        if truth is not None:  # the labels come from another source: they teach, not the gold operator's say
+            gold_scores = np.where(truth[f.template.text][sample] > 0.5, 1.0, -1.0)
         asked = tuning[~np.isnan(gold_scores[tuning])]  # labels left unasked (see gold_labels) teach nothing
         inputs = {
             identity: (
@@ -197,6 +205,7 @@ def run_query(
     upstream_recall: float = 1.0,
     embeddings: EmbeddingSource | None = None,
     sample_growth: int = 0,
+    labels: str | None = None,
 ) -> QueryRun:
     """Answer the query at the targets: profile a seeded sample, optimize on it, execute the plan on the table.
 
@@ -207,9 +216,21 @@ def run_query(
     `sample_growth` = g > 0: up to g doublings of the sample (nested: each holds the last), each tried only when
     the smaller one certified nothing, and each certified at level (1 - alpha) / (g + 1) (Bonferroni over the
     looks, so the plan that runs misses a target with probability <= 1 - alpha whichever look chose it). Rows
-    labelled for the sample are answered by their gold labels, so growing costs nothing gold alone would not pay."""
+    labelled for the sample are answered by their gold labels, so growing costs nothing gold alone would not pay.
+
+    `labels`: where the sample's labels come from (engine/label_source.py): "gold" (default: the gold operator),
+    "column" (each filter's label column) or a CSV of labelled rows (the sample is then those rows). With labels
+    from another source the gold operator is profiled on the sample like a candidate, every guarantee holds
+    against the labels, the sample's rows are answered by them, and a query even gold alone cannot certify is
+    refused before it runs (UncertifiableTargets)."""
     query.check(table)
     gold = family.gold_identity
+    truth = sample_truth(table, query, labels)
+    if truth is not None and (labels_as_it_goes(optimizer) or wanted_operators(optimizer, family) is None):
+        raise QueryError(
+            f"system '{optimizer.name}' takes no profiling sample, so it cannot use labels from another source "
+            f"(profiling.labels={labels}); use a sampling system, e.g. stretto"
+        )
     if labels_as_it_goes(optimizer):
         return run_on_table(
             table, query, source, gold, family.identities, targets, optimizer, seed=seed, progress=progress
@@ -226,6 +247,11 @@ def run_query(
         log.info("left out (no stored KV caches for this table; `stretto cache build` stores them): %s", cold)
         chosen = [identity for identity in chosen if identity not in cold]
     first = profiling_sample(len(table), sample_fraction, seed, size=sample_size)
+    labelled_only = None if truth is None else labelled_rows(truth)
+    if labelled_only is not None:  # what a user labelled is the sample
+        if sample_growth:
+            raise QueryError("profiling.growth needs labels on every row; a labels file holds some rows only")
+        first = labelled_only
     sizes = [min(len(first) * 2**k, len(table)) for k in range(sample_growth + 1)]
     sizes = sorted(set(sizes))
     if len(sizes) > 1:
@@ -240,7 +266,7 @@ def run_query(
         labelled = sample
         step = _plan_on_sample(
             table, query, source, family, targets, optimizer, chosen, sample, new, profile,
-            store=store, progress=progress, upstream_recall=upstream_recall, embeddings=stored,
+            store=store, progress=progress, upstream_recall=upstream_recall, embeddings=stored, truth=truth,
         )  # fmt: skip
         profile, optimize_seconds = step.profile, optimize_seconds + step.optimize_seconds
         learn_seconds += step.learn_seconds
@@ -261,7 +287,10 @@ def run_query(
             int(problem.labels.sum()),
             len(sample),
         )
-    execution = execute_plan(table, plan, step.source, sample=sample, profile=profile, seed=seed, progress=progress)
+    answered = profile if truth is None else truth_profile(table, query, truth, sample, gold)
+    execution = execute_plan(table, plan, step.source, sample=sample, profile=answered, seed=seed, progress=progress)
+    if truth is not None:
+        plan.notes.update(label_source=labels)
     templates = [f.template for f in query.operators]
     profiled = [gold] if plan.notes.get("lazy") else chosen
     spent = sample_seconds(profile, table.df.iloc[sample], templates, profiled) + learn_seconds
@@ -294,6 +323,7 @@ def _plan_on_sample(
     progress: bool,
     upstream_recall: float,
     embeddings: Mapping[tuple[str, ...], EmbeddingTable | None],
+    truth: Mapping[str, np.ndarray] | None = None,
 ) -> _SamplePlan:
     """Profile the sample's `new` rows (the rest were answered at an earlier look), then plan on the sample."""
     gold = family.gold_identity
@@ -305,7 +335,7 @@ def _plan_on_sample(
         )
         profile = Profile.concat([profile, asked])
     else:
-        if getattr(optimizer, "labels_where_needed", False):
+        if getattr(optimizer, "labels_where_needed", False) and truth is None:
             asked = gold_labels(table, query, source, gold, sample=new, store=store, progress=progress)
         else:
             asked = profile_query(
@@ -313,7 +343,9 @@ def _plan_on_sample(
             )
         profile = Profile.concat([profile, asked])
         began = time.perf_counter()
-        labels = plan_problem(table, query, family, profile, sample, targets, upstream_recall, identities=[gold])
+        labels = plan_problem(
+            table, query, family, profile, sample, targets, upstream_recall, identities=[gold], truth=truth
+        )  # fmt: skip
         if not needs_candidates(labels):
             plan = lazy_gold_plan(labels, optimizer.name)
             optimize_seconds = time.perf_counter() - began
@@ -325,23 +357,41 @@ def _plan_on_sample(
                 table, query, source, family, sample=unasked, store=store, progress=progress, identities=cheap
             )
             profile = Profile.concat([profile, rest])
-    problem = plan_problem(table, query, family, profile, sample, targets, upstream_recall, identities=chosen)
+    problem = plan_problem(
+        table, query, family, profile, sample, targets, upstream_recall, identities=chosen, truth=truth
+    )  # fmt: skip
     learn_seconds = 0.0
     tuning_tuples = getattr(optimizer, "tuning_tuples", None)
     tuning = tuning_tuples(problem) if tuning_tuples is not None and embeddings else None
     if tuning is not None:
         began = time.perf_counter()
-        learned = learned_operators(table, query, source, profile, sample, tuning, embeddings, gold, cheap)
+        learned = learned_operators(table, query, source, profile, sample, tuning, embeddings, gold, cheap, truth)
         if learned:
             profile = Profile.concat([profile, learned_profile(table, sample, learned)])
             source = WithLearned(source, learned)
             problem = plan_problem(
-                table, query, family, profile, sample, targets, upstream_recall, identities=chosen, learned=learned
+                table, query, family, profile, sample, targets, upstream_recall, chosen, learned, truth
             )
         learn_seconds = time.perf_counter() - began  # fitting and scoring the sample: charged as profiling
     began = time.perf_counter()
     plan = optimizer.optimize(problem)
     return _SamplePlan(plan, problem, profile, source, learn_seconds, time.perf_counter() - began)
+
+
+def truth_profile(
+    table: Table, query: Query, truth: Mapping[str, np.ndarray], sample: np.ndarray, gold: str
+) -> Profile:
+    """The sample's labels from another source as the gold operator's answers, for the executor: the sample's
+    rows are answered by them."""
+    rows = table.df.iloc[sample]
+    return Profile(pd.DataFrame({
+        "row_key": np.concatenate([row_keys(rows, f.template) for f in query.filters]),
+        "template": np.repeat([f.template.text for f in query.filters], len(sample)),
+        "operator": gold,
+        "score": np.concatenate([np.where(truth[f.template.text][sample] > 0.5, 1.0, -1.0) for f in query.filters]),
+        "seconds": 0.0,
+        "tokens": 0,
+    }))  # fmt: skip
 
 
 def _unanswered(
@@ -390,8 +440,9 @@ def unsampled_run(
 
 
 def lazy_gold_plan(problem: PlanProblem, system: str) -> PhysicalPlan:
-    """Gold alone, chosen before the cheap operators were profiled (their figures are absent from the plan)."""
-    plan = exact_gold_fallback(problem, system)
+    """Gold alone, chosen before the cheap operators were profiled (their figures are absent from the plan);
+    against labels from another source it is certified against them or refused (certify.gold_alone)."""
+    plan = gold_alone(problem, system)
     plan.notes.update(lazy=True, profiled="gold only", gold_positives=int(problem.labels.sum()))
     return plan
 

@@ -18,7 +18,8 @@ from urllib.parse import urlparse
 
 from omegaconf import DictConfig, OmegaConf
 
-from stretto.errors import StrettoError
+from stretto.engine.label_source import check_label_source
+from stretto.errors import QueryError, StrettoError
 
 READS_DATA = ("run", "compare", "pipeline", "cache build")
 TRACKED = ("run", "compare", "pipeline", "plot")
@@ -83,6 +84,10 @@ def check_numbers(cfg: DictConfig) -> None:
         raise ConfigError(f"profiling.fraction: sample fraction {fraction!r} {what}; e.g. profiling.fraction=0.15")
     _whole(cfg.profiling.get("size"), "profiling.size", 1)
     _whole(cfg.profiling.get("seed"), "profiling.seed", 0)
+    try:
+        check_label_source(cfg.profiling.get("labels", "gold"))
+    except QueryError as err:
+        raise ConfigError(str(err)) from None
     if cfg.paths.get("kv_budget_gb") is not None:
         _number(cfg.paths.kv_budget_gb, "paths.kv_budget_gb", "a positive number of GB (or null)", lambda v: v > 0)
     if cfg.backend.get("batch_size") is not None:

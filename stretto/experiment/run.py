@@ -252,7 +252,7 @@ def _optimized(
     run = run_query(
         table, query, source, spec, targets, optimizer,
         sample_fraction=cfg.profiling.fraction, sample_size=cfg.profiling.get("size"), seed=cfg.profiling.seed,
-        sample_growth=cfg.profiling.get("growth", 0),
+        sample_growth=cfg.profiling.get("growth", 0), labels=cfg.profiling.get("labels", "gold"),
         store=store, progress=cfg.progress, embeddings=configured_embeddings(cfg),
     )  # fmt: skip
     # The gold operator's answers on every row is free on recordings; live it would cost a full gold run.

@@ -38,9 +38,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import stats
 
+from stretto.errors import UncertifiableTargets
 from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step, forcing_shares, gold_share
 from stretto.optimizer.problem import OperatorSample, PlanProblem
-from stretto.optimizer.simulate import gold_only_plan, plan_on_sample, steps_on_sample
+from stretto.optimizer.simulate import exact_gold_fallback, gold_only_plan, plan_on_sample, steps_on_sample
 from stretto.plan.targets import Targets
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ def cascade_outcome(
         accepted,
         discarded,
         unsure,
-        f.labels,
+        f.gold_decisions,
         *forcing_shares(cascade.force_accept, cascade.force_discard, draws),
         flow.right.astype(float),
     )
@@ -316,3 +317,38 @@ __all__ = [
     "quantile_thresholds",
     "scores_path",
 ]
+
+
+def gold_alone(problem: PlanProblem, system: str, delta: float | None = None) -> PhysicalPlan:
+    """The gold operator alone: every system's fallback. Against the gold operator's own answers its bounds are
+    exact (the guarantees are relative to it). Against labels from another source (problem.against_truth) it is
+    one more fallible plan, fixed before any label is seen: certified by its exact p-value on all the sample's
+    labels at level `delta` (default 1 - alpha), or refused before anything runs (UncertifiableTargets), with its
+    measured precision and recall against the labels and the targets it could certify."""
+    if not problem.against_truth:
+        return exact_gold_fallback(problem, system)
+    targets, upstream = problem.targets, problem.upstream_recall
+    delta = 1.0 - targets.alpha if delta is None else delta
+    plan = gold_only_plan(problem, system, fallback=True)
+    c = plan_counts(problem, plan)
+    # p <= delta exactly when both Clopper-Pearson lower bounds at confidence 1 - delta clear the targets
+    could_p = clopper_pearson_lower(c.tp, c.kept, 1.0 - delta)
+    could_r = clopper_pearson_lower(c.tp, c.positives, 1.0 - delta) * upstream
+    if plan_p_value(c, targets, upstream) > delta:
+        measured_p = c.tp / c.kept if c.kept else float("nan")
+        measured_r = c.tp / c.positives if c.positives else float("nan")
+        raise UncertifiableTargets(
+            f"no plan can be certified at precision >= {targets.precision}, recall >= {targets.recall} "
+            f"(alpha {targets.alpha}) against the {problem.n_tuples} labelled sample rows: even the gold operator "
+            f"alone on every row measured precision {measured_p:.3f} and recall {measured_r:.3f} against them "
+            f"({c.positives} positives), and can be certified only at precision >= {could_p:.3f}, "
+            f"recall >= {could_r:.3f}; lower the targets, label more rows, or use a better gold model"
+        )
+    return replace(
+        plan,
+        precision_lower=clopper_pearson_lower(c.tp, c.kept, targets.alpha),
+        recall_lower=clopper_pearson_lower(c.tp, c.positives, targets.alpha) * upstream,
+        certified=True,
+        bounds=f"Clopper-Pearson lower bounds on {problem.n_tuples} labels: the gold operator alone, tested "
+        "against them",
+    )

@@ -29,11 +29,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from stretto.errors import OptimizerError
 from stretto.optimizer.certify import (
     CERTIFY_RULES,
     PATHS,
     certify_path,
     could_certify,
+    gold_alone,
     min_positives,
     plan_counts,
     plan_p_value,
@@ -44,7 +46,7 @@ from stretto.optimizer.physical_plan import Cascade, PhysicalPlan, Step
 from stretto.optimizer.problem import PlanProblem
 from stretto.optimizer.relaxation import DTYPE, Params, SampleTensors, cascade, evaluate, gold_only_cost
 from stretto.optimizer.reorder import best_order
-from stretto.optimizer.simulate import exact_gold_fallback, gold_only_plan
+from stretto.optimizer.simulate import gold_only_plan
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +247,11 @@ class GradientOptimizer:
         return kinds, delta, tune, {"ladder": half, "learned": half, "scores": problem}
 
     def optimize(self, problem: PlanProblem) -> PhysicalPlan:
+        if problem.against_truth and self.settings.certify == "paper":
+            raise OptimizerError(
+                "labels from another source than the gold operator are certified by Learn-then-Test only: set "
+                "optimizer.certify=ltt"
+            )
         if self.settings.certify == "paper":
             return self._optimize_paper(problem)
         return self._optimize_ltt(problem)
@@ -258,6 +265,9 @@ class GradientOptimizer:
         gold = gold_only_plan(problem, self.name)
         kinds, delta, tune, parts = self._ltt_parts(problem)
         notes: dict = {"certify": "ltt", "path": "+".join(kinds), "level": delta}
+        # Against labels from another source, gold alone heads every path as one more plan to test: refused
+        # here, before anything runs, when even it cannot be certified (then no path starts).
+        fallback = gold_alone(problem, self.name, delta)
         testable = [k for k in kinds if could_certify(parts[k], delta)]
         if not testable:
             largest = max((parts[k] for k in kinds), key=lambda p: p.n_tuples)
@@ -277,7 +287,7 @@ class GradientOptimizer:
                 int(largest.labels.sum()),
                 needed,
             )
-            return self._fallback(problem, began, notes, path_length=0)
+            return self._fallback(fallback, began, notes, path_length=0)
         results = {}
         for kind in testable:
             if kind == "ladder":
@@ -306,13 +316,12 @@ class GradientOptimizer:
                 [round(p, 3) for p in result.p_values[:3]],
                 delta,
             )
-            return self._fallback(problem, began, notes, path_length=length)
+            return self._fallback(fallback, began, notes, path_length=length)
         plan = result.plan
         plan.notes.update(notes, optimize_seconds=time.perf_counter() - began)
         return plan
 
-    def _fallback(self, problem: PlanProblem, began: float, notes: dict, path_length: int) -> PhysicalPlan:
-        plan = exact_gold_fallback(problem, self.name)
+    def _fallback(self, plan: PhysicalPlan, began: float, notes: dict, path_length: int) -> PhysicalPlan:
         plan.notes.update(notes, path_length=path_length, optimize_seconds=time.perf_counter() - began)
         return plan
 

@@ -1,7 +1,9 @@
 """What the optimizer sees: numbers from the profiled sample, never a model or a backend.
 
 Per logical filter: every cheap candidate operator's scores on the sample tuples and its measured
-seconds per tuple, and the gold operator's decisions (the labels) and its seconds per tuple.
+seconds per tuple, and the gold operator's decisions (the labels) and its seconds per tuple. With labels
+from another source (a labelled column: the truth), `labels` are those and `gold_says` the gold operator's
+decisions: the gold operator is then one more fallible operator whose errors count like any other's.
 Per logical extract the same shape: scores are each cheap extractor's answer log-probability, and
 `correct` says whether its value equals the gold extractor's; an extract keeps every tuple (labels 1).
 """
@@ -33,11 +35,14 @@ class OperatorSample:
     costs: np.ndarray  # (candidates,) mean seconds per tuple
     gold: str
     gold_cost: float
-    labels: np.ndarray  # (tuples,) bool: the gold operator's decisions
+    labels: np.ndarray  # (tuples,) bool: whether the tuple passes the filter (by default the gold operator's say)
     correct: np.ndarray | None = None  # extracts only: (candidates, tuples) bool, the value equals gold's
     # Candidates fitted on the labels of the sample's tuning tuples (learned operators): only a path certified
     # on the other tuples may use them, never the label-free path that certifies on every label.
     fitted: frozenset[str] = frozenset()
+    # (tuples,) bool: the gold operator's decisions where the labels come from elsewhere (the truth); None when
+    # the labels are the gold operator's own decisions
+    gold_says: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.scores.shape != (len(self.candidates), len(self.labels)):
@@ -55,6 +60,11 @@ class OperatorSample:
     @property
     def pass_rate(self) -> float:
         return float(self.labels.mean())
+
+    @property
+    def gold_decisions(self) -> np.ndarray:
+        """What the gold operator says on each tuple (what a cascade's last step keeps)."""
+        return self.labels if self.gold_says is None else self.gold_says
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,11 @@ class PlanProblem:
         return len(self.operators[0].labels)
 
     @property
+    def against_truth(self) -> bool:
+        """The labels are not the gold operator's: gold alone is one more plan to certify, not the reference."""
+        return any(f.gold_says is not None for f in self.operators)
+
+    @property
     def labels(self) -> np.ndarray:
         """(tuples,) whether a tuple belongs in the result: every filter's gold operator says yes (extracts keep
         every tuple; whether its values are right is `correct`, per extract and candidate)."""
@@ -98,6 +113,7 @@ class PlanProblem:
                 f,
                 scores=f.scores[:, tuples],
                 labels=f.labels[tuples],
+                gold_says=None if f.gold_says is None else f.gold_says[tuples],
                 correct=None if f.correct is None else f.correct[:, tuples],
             )
             for f in self.operators
@@ -154,9 +170,11 @@ def operator_sample(
     candidates: Sequence[str],
     gold: str,
     fitted: Sequence[str] = (),
+    truth: np.ndarray | None = None,
 ) -> OperatorSample:
     """Pull one filter's (or extract's) numbers out of a profile; the gold operator must be there and not among
-    the cheap ones. `fitted`: the candidates fitted on the sample's tuning labels (see OperatorSample)."""
+    the cheap ones. `fitted`: the candidates fitted on the sample's tuning labels (see OperatorSample). `truth`:
+    the filter's labels from another source (bool per key), the gold operator's answers then one more say."""
     if not gold:
         raise OptimizerError(f"filter '{template.text}': the candidate set names no gold operator")
     cheap = [c for c in dict.fromkeys(candidates) if c != gold]
@@ -170,10 +188,15 @@ def operator_sample(
     gold_scores = gold_answers["score"].to_numpy(np.float64)
     correct, labels = None, np.isnan(gold_scores) | (gold_scores > 0.0)
     if isinstance(template, ExtractTemplate):
-        truth = [v if isinstance(v, str) else None for v in gold_answers["value"]]  # unasked: NaN
-        correct = np.array([[same_answer(v, t) for v, t in zip(answers[i]["value"], truth, strict=True)]
+        values = [v if isinstance(v, str) else None for v in gold_answers["value"]]  # unasked: NaN
+        correct = np.array([[same_answer(v, t) for v, t in zip(answers[i]["value"], values, strict=True)]
                             for i in order], dtype=bool).reshape(len(cheap), len(keys))  # fmt: skip
         labels = np.ones(len(keys), dtype=bool)
+    gold_says = None
+    if truth is not None:
+        if correct is not None:
+            raise OptimizerError(f"extract '{template.text}': labels from another source are for filters only")
+        gold_says, labels = labels, np.asarray(truth, dtype=bool)
     return OperatorSample(
         template=template.text,
         candidates=tuple(cheap[i] for i in order),
@@ -184,4 +207,5 @@ def operator_sample(
         labels=labels,
         correct=correct,
         fitted=frozenset(fitted) & frozenset(cheap),
+        gold_says=gold_says,
     )

@@ -34,7 +34,8 @@ class SampleTensors:
     valid: torch.Tensor  # (F, M) 1 for a real candidate, 0 for padding
     costs: torch.Tensor  # (F, M) seconds per tuple
     gold_costs: torch.Tensor  # (F,)
-    labels: torch.Tensor  # (F, N) 0/1 (1 for extracts)
+    labels: torch.Tensor  # (F, N) 0/1 (1 for extracts): the tuple passes the filter
+    gold_says: torch.Tensor  # (F, N) 0/1: what the gold operator says (the labels, unless they come from elsewhere)
     correct: torch.Tensor  # (F, M, N) 1 where a candidate's value equals the gold one (1 for filters)
     is_extract: torch.Tensor  # (F,) bool
     mean: np.ndarray  # (F, M) to map thresholds back to raw scores
@@ -72,6 +73,7 @@ class SampleTensors:
             costs=torch.tensor(costs, dtype=DTYPE),
             gold_costs=torch.tensor([f.gold_cost for f in problem.operators], dtype=DTYPE),
             labels=torch.tensor(np.array([f.labels for f in problem.operators]), dtype=DTYPE),
+            gold_says=torch.tensor(np.array([f.gold_decisions for f in problem.operators]), dtype=DTYPE),
             correct=torch.tensor(correct, dtype=DTYPE),
             is_extract=torch.tensor([f.is_extract for f in problem.operators], dtype=torch.bool),
             mean=mean,
@@ -177,7 +179,7 @@ def cascade(
         accepted,
         discarded,
         unsure,
-        t.labels[None],
+        t.gold_says[None],
         torch.sigmoid(params.force_accept)[..., None],
         torch.sigmoid(params.force_discard)[..., None],
     )
@@ -211,5 +213,5 @@ def gold_only_cost(t: SampleTensors) -> float:
     reach, cost = torch.ones(t.labels.shape[-1], dtype=DTYPE), 0.0
     for f in t.order:
         cost += float((reach * t.gold_costs[f]).mean())
-        reach = reach * t.labels[f]
+        reach = reach * t.gold_says[f]
     return cost

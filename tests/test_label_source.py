@@ -1,0 +1,143 @@
+"""Labels from another source than the gold operator (a labelled column, a CSV of rows a person labelled): the
+gold operator becomes one more fallible operator, the certification holds against the labels, the sample's rows
+are answered by them, and a query not even gold alone can meet is refused before it runs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from optimizer_fixtures import problem_for, synthetic
+from test_lazy_profiling import FAST, Recording
+
+from stretto.data.table import Table
+from stretto.engine import run_query
+from stretto.engine.label_source import sample_truth
+from stretto.errors import QueryError, UncertifiableTargets
+from stretto.optimizer.certify import gold_alone, plan_counts
+from stretto.optimizer.gradient import PAPER_RULE, GradientOptimizer, GradientSettings, to_plan
+from stretto.optimizer.relaxation import Params, SampleTensors, evaluate
+from stretto.optimizer.simulate import gold_only_plan, simulate
+from stretto.plan.query import LabelSpec, Query
+from stretto.plan.targets import Targets
+from stretto.profiling.sample import profiling_sample
+
+
+def with_truth(problem, flip: float, seed: int = 0):
+    """The problem with labels that disagree with the gold operator on a `flip` share of each filter's tuples."""
+    rng = np.random.default_rng(seed)
+    operators = []
+    for f in problem.operators:
+        truth = np.where(rng.random(len(f.labels)) < flip, ~f.labels, f.labels)
+        operators.append(replace(f, labels=truth, gold_says=f.labels))
+    return replace(problem, operators=tuple(operators))
+
+
+def test_the_gold_operator_errs_like_any_operator_against_the_truth():
+    problem, *_ = problem_for(n_filters=2, fraction=0.5)
+    truthful = with_truth(problem, 0.2)
+    assert truthful.against_truth and not problem.against_truth
+    gold = gold_only_plan(truthful, "t")
+    run = simulate(truthful, gold)
+    says = np.logical_and.reduce([f.gold_says for f in truthful.operators])
+    truth = truthful.labels
+    assert (run.tp, run.fp, run.fn) == ((says & truth).sum(), (says & ~truth).sum(), (~says & truth).sum())
+    assert run.fp > 0 and run.fn > 0  # gold alone is not exact against the truth
+    assert plan_counts(truthful, gold).tp == run.tp
+    # the relaxation's hard mode is the same cascade: gold's say decides what reaches the result
+    t = SampleTensors.of(truthful)
+    params = Params.random(4, 2, t.valid.shape[1], torch.Generator().manual_seed(1))
+    params.force_accept.fill_(-40.0)
+    params.force_discard.fill_(-40.0)
+    hard = evaluate(t, params, hard=True)
+    for job in range(4):
+        simulated = simulate(truthful, to_plan(t, truthful, params, job, "t"))
+        assert (simulated.tp, simulated.fp, simulated.fn) == pytest.approx(
+            (float(hard.tp[job]), float(hard.fp[job]), float(hard.fn[job]))
+        )
+
+
+def test_gold_alone_is_certified_against_the_truth_or_refused_with_its_figures():
+    problem, *_ = problem_for(n_filters=1, fraction=0.5, targets=Targets(0.7, 0.7, 0.95))
+    good = gold_alone(with_truth(problem, 0.02), "t")
+    assert good.certified and good.fallback and 0.7 <= good.precision_lower < 1.0 and good.recall_lower < 1.0
+    assert "tested against them" in good.bounds
+    assert gold_alone(problem, "t").precision_lower == 1.0  # against its own answers: exact
+    with pytest.raises(UncertifiableTargets, match=r"even the gold operator alone .* measured precision 0\.\d+ and "
+                       r"recall 0\.\d+ .* certified only at precision >= 0\.\d+, recall >= 0\.\d+"):  # fmt: skip
+        gold_alone(with_truth(problem, 0.3), "t")
+    with pytest.raises(UncertifiableTargets):  # the optimizer refuses before it descends
+        GradientOptimizer(GradientSettings(jobs=8, steps=20, refine_steps=10)).optimize(with_truth(problem, 0.3))
+    with pytest.raises(Exception, match="Learn-then-Test only"):
+        GradientOptimizer(GradientSettings(**PAPER_RULE)).optimize(with_truth(problem, 0.02))
+
+
+def labelled(n_flip: float, seed: int = 0):
+    """The synthetic table with a label column per filter that disagrees with gold on a `n_flip` share of rows."""
+    table, query, spec, source, _ = synthetic()
+    rng = np.random.default_rng(seed)
+    df = table.df.copy()
+    for i, f in enumerate(query.filters):
+        said = source.operator(f.template, spec.gold_identity).score(table.df, progress=False).scores > 0
+        df[f"truth{i}"] = np.where(rng.random(len(df)) < n_flip, ~said, said).astype(int)
+    filters = [replace(f, label=LabelSpec(f"truth{i}", 1)) for i, f in enumerate(query.filters)]
+    return Table("docs", df, text_columns=["text"]), Query(query.table, tuple(filters), ()), spec, source
+
+
+def test_a_labelled_column_certifies_against_the_truth_and_answers_the_sample():
+    table, query, spec, source = labelled(0.03)
+    recording = Recording(source)
+    targets = Targets(0.6, 0.6, 0.9)
+    run = run_query(table, query, recording, spec, targets, GradientOptimizer(GradientSettings(**FAST)),
+                    sample_fraction=0.5, progress=False, labels="column")  # fmt: skip
+    truth = np.logical_and.reduce([f.label.truth(table.df).to_numpy() for f in query.filters])
+    # the sample's rows are answered by their labels, not by the gold operator
+    np.testing.assert_array_equal(run.execution.kept[run.sample], truth[run.sample])
+    # the gold operator answered every sample row of every filter (a fallible operator to measure), charged
+    gold = spec.gold_identity
+    for f in query.filters:
+        asked = {i for t, op, i in recording.asked if t == f.template.text and op == gold}
+        assert set(run.sample.tolist()) <= asked
+    assert run.plan.certified and run.plan.notes["label_source"] == "column"
+    assert run.problem.against_truth
+
+
+def test_a_query_gold_alone_cannot_meet_against_the_labels_is_refused_before_it_runs():
+    table, query, spec, source = labelled(0.35)
+    recording = Recording(source)
+    with pytest.raises(UncertifiableTargets, match="even the gold operator alone"):
+        run_query(table, query, recording, spec, Targets(0.8, 0.8, 0.95), GradientOptimizer(GradientSettings(**FAST)),
+                  sample_fraction=0.3, progress=False, labels="column")  # fmt: skip
+    sample = set(profiling_sample(len(table), 0.3, 0).tolist())
+    assert {i for _, _, i in recording.asked} <= sample  # nothing outside the sample was asked: nothing executed
+
+
+def test_a_labels_file_makes_its_rows_the_sample(tmp_path):
+    table, query, spec, source = labelled(0.0)
+    rows = np.sort(np.random.default_rng(5).choice(len(table), 160, replace=False))
+    labels = table.df.iloc[rows][[f.label.column for f in query.filters]].assign(row=rows)
+    path = tmp_path / "mine.csv"
+    labels.to_csv(path, index=False)
+    truth = sample_truth(table, query, str(path))
+    assert np.isnan(truth[query.filters[0].template.text]).sum() == len(table) - 160
+    run = run_query(table, query, source, spec, Targets(0.6, 0.6, 0.9), GradientOptimizer(GradientSettings(**FAST)),
+                    progress=False, labels=str(path))  # fmt: skip
+    np.testing.assert_array_equal(run.sample, rows)
+    with pytest.raises(QueryError, match="no 'row' column"):
+        pd.DataFrame({"id": [1]}).to_csv(tmp_path / "bad.csv", index=False)
+        sample_truth(table, query, str(tmp_path / "bad.csv"))
+    with pytest.raises(QueryError, match=r"profiling\.labels='colum'"):
+        sample_truth(table, query, "colum")
+
+
+def test_systems_without_a_sample_refuse_labels_from_another_source():
+    from stretto.baselines.gold_only import GoldOnlyOptimizer
+    from stretto.baselines.lotus import LotusOptimizer
+
+    table, query, spec, source = labelled(0.0)
+    for optimizer in (LotusOptimizer(), GoldOnlyOptimizer()):
+        with pytest.raises(QueryError, match="cannot use labels from another source"):
+            run_query(table, query, source, spec, Targets(0.6, 0.6, 0.9), optimizer, progress=False, labels="column")
