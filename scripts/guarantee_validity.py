@@ -50,6 +50,20 @@ def cp_upper(k: int, n: int, confidence: float = 0.95) -> float:
     return 1.0 if n == 0 or k == n else float(stats.beta.ppf(confidence, k + 1, n - k))
 
 
+def kept_runs(runs: pd.DataFrame, new: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The runs so far with the new ones, saved at once (an interrupted audit resumes from them)."""
+    if len(new):
+        runs = pd.concat([runs, new], ignore_index=True)
+        runs.to_csv(path, index=False)
+    return runs
+
+
+def write_summary(table: pd.DataFrame, out: Path) -> None:
+    table.to_csv(out, index=False)
+    with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 60):
+        print(table.to_string(index=False))
+
+
 def optimizer(rule: str, seed: int, fast: bool) -> GradientOptimizer:
     if rule == "ltt":
         return GradientOptimizer(GradientSettings(seed=seed))
@@ -147,14 +161,9 @@ def main() -> None:
                 )
                 count = args.paper_runs if rule == "paper" and args.paper_runs else args.runs
                 new = cell_runs(workload, args.queries, count, [rule], [target], args.paper_fast, done)
-                if len(new):
-                    runs = pd.concat([runs, new], ignore_index=True)
-                    runs.to_csv(runs_path, index=False)
+                runs = kept_runs(runs, new, runs_path)
                 print(f"{workload} {rule} {target}: {time.perf_counter() - began:.0f} s", flush=True)
-    table = summarise(runs)
-    table.to_csv(args.out, index=False)
-    with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 60):
-        print(table.to_string(index=False))
+    write_summary(summarise(runs), args.out)
 
 
 if __name__ == "__main__":
