@@ -141,3 +141,11 @@ def test_systems_without_a_sample_refuse_labels_from_another_source():
     for optimizer in (LotusOptimizer(), GoldOnlyOptimizer()):
         with pytest.raises(QueryError, match="cannot use labels from another source"):
             run_query(table, query, source, spec, Targets(0.6, 0.6, 0.9), optimizer, progress=False, labels="column")
+
+
+def test_a_comparison_with_labels_from_another_source_names_the_systems_that_cannot_use_them():
+    from stretto.experiment.preflight import ConfigError, check_systems
+
+    check_systems(["stretto", "abacus"], "column")
+    with pytest.raises(ConfigError, match=r"\['lotus', 'gold_only'\] take no profiling sample"):
+        check_systems(["stretto", "lotus", "gold_only"], "column")

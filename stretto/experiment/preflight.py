@@ -39,7 +39,7 @@ def preflight(cfg: DictConfig, command: str) -> None:
     check_backend(cfg, command)
     check_folders(cfg, command)
     if command == "compare":
-        check_systems(cfg.compare.systems)
+        check_systems(cfg.compare.systems, cfg.profiling.get("labels", "gold"))
     if command == "plot" and not cfg.tracking.enabled:
         raise ConfigError(
             "stretto plot draws the runs recorded in MLflow, but tracking is off (tracking=none): "
@@ -170,7 +170,11 @@ def check_folders(cfg: DictConfig, command: str) -> None:
         check_folder("tracking.artifact_location", cfg.tracking.artifact_location)
 
 
-def check_systems(systems: Any) -> None:
+# Systems that take no profiling sample: with labels from another source they have nothing to use them on.
+UNSAMPLED = ("lotus", "bargain", "gold_only")
+
+
+def check_systems(systems: Any, labels: str = "gold") -> None:
     """Every system of a comparison, checked before the first one runs."""
     from stretto.systems import SYSTEMS
 
@@ -185,6 +189,12 @@ def check_systems(systems: Any) -> None:
     twice = sorted({s for s in names if names.count(s) > 1})
     if twice:
         raise ConfigError(f"compare.systems names {twice} more than once")
+    unsampled = [s for s in names if s in UNSAMPLED]
+    if labels != "gold" and unsampled:
+        raise ConfigError(
+            f"profiling.labels={labels}: {unsampled} take no profiling sample, so they cannot use those labels; "
+            f"compare the sampling systems, e.g. compare.systems=[stretto,local,abacus]"
+        )
 
 
 def check_reachable(uri: str) -> None:
