@@ -180,3 +180,28 @@ def test_cache_build_stores_every_operators_caches_and_the_embeddings_then_resum
     again = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "documents 4, built now 0" in again.stdout
     assert "every stored entry passed verification" in again.stdout
+
+
+@pytest.mark.slow  # two live comparisons: minutes on 2 cores
+@pytest.mark.model
+def test_a_live_comparison_builds_the_offline_state_first_and_charges_it_to_no_system(tmp_path):
+    def compare(out: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "stretto.experiment.cli", "compare", "experiment=main", "backend=transformers",
+             "dataset.limit=4", "compare.systems=[gold_only]", f"paths.kv_dir={tmp_path}/kv",
+             f"paths.embeddings_dir={tmp_path}/emb", f"paths.mlflow_dir={tmp_path}/mlruns",
+             f"hydra.run.dir={tmp_path}/{out}", "progress=false", f"tracking.sweep={out}"],
+            capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+
+    first = compare("one")
+    assert first.returncode == 0, first.stderr[-3000:]
+    head, table = first.stdout.split("movie: 1 systems")
+    assert head.startswith("offline, before any system was timed (charged to none")
+    assert head.count("documents 4, built now 4") == 2  # the 0.5B's three variants share one prefill; the 1.5B
+    assert "embeddings of 4 documents" in head and "s per document built" in head
+    gold = next(line for line in table.splitlines() if line.startswith("gold_only"))
+    assert float(gold.split()[-4]) == float(gold.split()[-5])  # its total is its execution alone
+    again = compare("two")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("documents 4, built now 0") == 2  # stored already: verified, not rebuilt

@@ -32,7 +32,8 @@ def build(cfg: DictConfig) -> str:
             f"KV caches for {identity}, {len(variants)} variant(s) "
             f"[{', '.join(v.name for v in variants)}] in {cfg.paths.kv_dir}",
             f"  documents {stats.documents}, built now {stats.built} (the rest were stored already and verified), "
-            f"{stats.seconds:.1f} s, {stats.prefill_tokens} prefill tokens",
+            f"{stats.seconds:.1f} s ({stats.seconds / max(stats.built, 1):.2f} s per document built), "
+            f"{stats.prefill_tokens} prefill tokens",
             verified,
         ]
     if not lines:
