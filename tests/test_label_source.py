@@ -149,3 +149,50 @@ def test_a_comparison_with_labels_from_another_source_names_the_systems_that_can
     check_systems(["stretto", "abacus"], "column")
     with pytest.raises(ConfigError, match=r"\['lotus', 'gold_only'\] take no profiling sample"):
         check_systems(["stretto", "lotus", "gold_only"], "column")
+
+
+def test_coverage_against_the_truth_with_a_fallible_gold_operator():
+    """Seeded simulation with known truth: the cheap operator's score is N(2, 1) on true positives, N(0, 1) on
+    negatives; the gold operator says yes on 92% of positives and 3% of negatives (independently). Every plan's
+    population precision and recall against the truth are closed-form. Certified runs (against the sampled
+    truth labels, gold alone tested first) miss a target in <= 1 - alpha of runs within a Clopper-Pearson
+    interval; a query whose targets gold alone cannot reach is refused in (nearly) every run."""
+    from scipy import stats
+
+    from stretto.optimizer.problem import OperatorSample, PlanProblem
+
+    rng = np.random.default_rng(7)
+    mu, pi, g1, g0, n, runs = 2.0, 0.3, 0.92, 0.03, 300, 200
+    sf = stats.norm.sf
+
+    def population(lower: float) -> tuple[float, float]:
+        """Discard scores below `lower`, gold decides the rest: precision and recall against the truth."""
+        kept_pos, kept_neg = pi * sf(lower - mu) * g1, (1 - pi) * sf(lower) * g0
+        return kept_pos / (kept_pos + kept_neg), sf(lower - mu) * g1
+
+    def certify(targets: Targets) -> tuple[int, int, int]:
+        certified = misses = refused = 0
+        optimizer = GradientOptimizer(GradientSettings(path="scores", learned=False))
+        for _ in range(runs):
+            truth = rng.random(n) < pi
+            says = np.where(truth, rng.random(n) < g1, rng.random(n) < g0)
+            scores = rng.normal(size=n) + mu * truth
+            f = OperatorSample("{t} x", ("cheap",), scores[None], np.array([0.02]), "gold", 0.1, truth,
+                               gold_says=says)  # fmt: skip
+            try:
+                plan = optimizer.optimize(PlanProblem((f,), targets, 0.1))
+            except UncertifiableTargets:
+                refused += 1
+                continue
+            steps = plan.cascades[0].steps
+            p, r = population(steps[0].lower if steps else -np.inf)
+            certified += 1
+            misses += p < targets.precision or r < targets.recall
+        return certified, misses, refused
+
+    certified, misses, refused = certify(Targets(0.8, 0.8, 0.95))
+    assert certified > runs * 0.9 and refused < runs * 0.1
+    lower = 0.0 if misses == 0 else float(stats.beta.ppf(0.005, misses, certified - misses + 1))
+    assert lower <= 0.05, f"{misses} misses of {certified} certified runs"
+    _, _, refused = certify(Targets(0.8, 0.95, 0.95))  # gold's own recall is .92: nothing can reach .95
+    assert refused >= runs * 0.95
