@@ -234,3 +234,18 @@ def test_a_gold_threshold_moves_the_gold_decision_and_renames_the_operator():
     gold = ThresholdedGold(inner, 1.5, spec.gold_identity)
     rows = pd.DataFrame({"text": ["stomach ache", "fine"]})
     np.testing.assert_allclose(gold.score(rows).scores, inner.score(rows).scores - 1.5)
+
+
+def test_a_join_whose_blocking_caps_recall_below_the_target_says_its_result_is_not_certified():
+    tables = restaurant_tables()
+    pipeline = scan("a").sem_join("b", "{a.record} and {b.record} are the same place", k=2, window=6)
+    # 30 audited rows, every match found: B is about .93, below a recall target of .97
+    run = run_pipeline(
+        pipeline, tables, RuleSource(same_place), FAMILY, Targets(0.7, 0.97, 0.9), GradientOptimizer(FAST),
+        sample_fraction=0.5, embedder=Vectors(), progress=False,
+    )  # fmt: skip
+    plan = run.run.plan
+    assert run.blocking.recall_lower < 0.97 and plan.fallback
+    assert not plan.certified and plan.bounds.startswith("NOT certified: blocking's recall is bounded only by")
+    assert "not certified" in plan.describe()
+    assert run.blocking.assumption.startswith("pairs ranked beyond the top 6 of each left row are taken as non-match")

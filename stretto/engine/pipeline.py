@@ -42,6 +42,14 @@ class BlockingReport:
     seconds: float  # wall seconds of blocking: embedding + the audit (whose answers may come from the store)
     audit_operator_seconds: float  # the audit's gold answers as measured (counted as profiling)
     embedding_seconds: float = 0.0
+    window: int = 0  # pairs ranked beyond it are taken as non-matches (an assumption, not bounded); 0: a key join
+
+    @property
+    def assumption(self) -> str:
+        """What the recall bound takes for granted, in the words a result should carry."""
+        if not self.window:
+            return "a relational key: nothing is missed"
+        return f"pairs ranked beyond the top {self.window} of each left row are taken as non-matches (not bounded)"
 
 
 @dataclass(frozen=True)
@@ -109,7 +117,7 @@ def block(
     candidates = _subset(window, window.rank < join.k)
     report = BlockingReport(
         len(candidates), all_pairs, len(audited), found, missed, bound, time.perf_counter() - began,
-        float(gold_answers["seconds"].sum()), embedding_seconds,
+        float(gold_answers["seconds"].sum()), embedding_seconds, join.window,
     )  # fmt: skip
     return pair_relation(left, right, candidates), report
 

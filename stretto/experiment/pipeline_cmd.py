@@ -79,8 +79,9 @@ def format_pipeline(result: JobResult) -> str:
     if b is not None:
         lines.append(
             f"  blocking          {b.candidates} of {b.all_pairs} pairs; recall >= {b.recall_lower:.3f} "
-            f"({b.found} found, {b.missed} missed in the audit), embedding {b.embedding_seconds:.1f} s"
+            f"({b.found} found, {b.missed} missed in the audit), embedding {b.embedding_seconds:.1f} s",
         )
+        lines.append(f"  assumption        {b.assumption}")
     lines += [
         f"  seconds           profiling {m['profile_seconds']:.1f} + optimization {m['optimize_seconds']:.1f} "
         f"+ execution {m['execution_seconds']:.1f} = {m['total_seconds']:.1f}",

@@ -109,12 +109,21 @@ def gold_only_plan(problem: PlanProblem, system: str, *, fallback: bool = False)
 
 
 def exact_gold_fallback(problem: PlanProblem, system: str) -> PhysicalPlan:
-    """Gold alone when nothing else certifies: its bounds are exact, since the guarantees are relative to gold
-    (only an upstream step such as blocking can cap its recall)."""
+    """Gold alone when nothing else certifies: its bounds are exact, since the guarantees are relative to gold,
+    unless an upstream step (a semantic join's blocking) bounds recall below the target: then gold alone on what
+    reaches it cannot be shown to meet the target either, and the plan says plainly that it is not certified."""
+    upstream, target = problem.upstream_recall, problem.targets.recall
+    capped = upstream < target
+    bounds = (
+        f"NOT certified: blocking's recall is bounded only by {upstream:.3f} < the recall target {target}, so not "
+        "even the gold operator on every candidate pair can be shown to reach it (raise the join's k or window)"
+        if capped
+        else "exact: the gold operator alone (the guarantees are relative to it)"
+    )
     return replace(
         gold_only_plan(problem, system, fallback=True),
         precision_lower=1.0,
-        recall_lower=problem.upstream_recall,
-        certified=True,
-        bounds="exact: the gold operator alone (the guarantees are relative to it)",
+        recall_lower=upstream,
+        certified=not capped,
+        bounds=bounds,
     )
