@@ -127,13 +127,20 @@ def same_place(_template, row):
     return row["a.record"].split(",")[0] == row["b.record"].split(",")[0]
 
 
-def test_semantic_join_blocks_audits_and_charges_blocking_recall_to_the_recall_bound():
+def restaurant_join(targets: Targets):
+    """(tables, pipeline, run): the two restaurant tables joined on "same place" (k=2, window=6, half the left
+    rows audited)."""
     tables = restaurant_tables()
     pipeline = scan("a").sem_join("b", "{a.record} and {b.record} are the same place", k=2, window=6)
     run = run_pipeline(
-        pipeline, tables, RuleSource(same_place), FAMILY, Targets(0.7, 0.7, 0.9), GradientOptimizer(FAST),
+        pipeline, tables, RuleSource(same_place), FAMILY, targets, GradientOptimizer(FAST),
         sample_fraction=0.5, embedder=Vectors(), progress=False,
     )  # fmt: skip
+    return tables, pipeline, run
+
+
+def test_semantic_join_blocks_audits_and_charges_blocking_recall_to_the_recall_bound():
+    tables, pipeline, run = restaurant_join(Targets(0.7, 0.7, 0.9))
     report = run.blocking
     assert report.candidates == 60 * 2 and report.all_pairs == 60 * 80
     assert report.audited_rows == 30 and report.found == 30 and report.missed == 0  # every match ranks first
@@ -237,13 +244,8 @@ def test_a_gold_threshold_moves_the_gold_decision_and_renames_the_operator():
 
 
 def test_a_join_whose_blocking_caps_recall_below_the_target_says_its_result_is_not_certified():
-    tables = restaurant_tables()
-    pipeline = scan("a").sem_join("b", "{a.record} and {b.record} are the same place", k=2, window=6)
     # 30 audited rows, every match found: B is about .93, below a recall target of .97
-    run = run_pipeline(
-        pipeline, tables, RuleSource(same_place), FAMILY, Targets(0.7, 0.97, 0.9), GradientOptimizer(FAST),
-        sample_fraction=0.5, embedder=Vectors(), progress=False,
-    )  # fmt: skip
+    _, _, run = restaurant_join(Targets(0.7, 0.97, 0.9))
     plan = run.run.plan
     assert run.blocking.recall_lower < 0.97 and plan.fallback
     assert not plan.certified and plan.bounds.startswith("NOT certified: blocking's recall is bounded only by")
