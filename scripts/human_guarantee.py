@@ -12,8 +12,10 @@ gold, and proves nothing about the truth); with `column`, any plan, gold alone i
 the labels like any other). Misses are against the human labels on every row of the table.
 
     .venv/bin/python scripts/human_guarantee.py            # results/human_guarantee.csv (+ _runs.csv; resumable)
+    .venv/bin/python scripts/human_guarantee.py --workloads movie --sources column --targets 0.5 0.7 \
+        --path ladder+learned+scores                        # the descent too: keep thresholds can beat gold
 
-Columns: workload, query, target, label_source, runs, certified_runs, precision_misses_human,
+Columns: workload, query, target, label_source, path (Stretto's paths), runs, certified_runs, precision_misses_human,
 recall_misses_human, precision_miss_upper, recall_miss_upper (Clopper-Pearson 95% upper bounds of the miss rates
 among certified runs), fallback_or_refused_rate (runs that certified nothing: gold alone with `gold`, refused
 with `column`), refused_rate, met_rate_human (all runs that returned a result), total_over_gold_only (mean over
@@ -41,7 +43,7 @@ from stretto.plan.targets import Targets
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("gold", "column")
-KEY = ["workload", "query", "target", "label_source"]
+KEY = ["workload", "query", "target", "label_source", "path"]
 
 
 def labelled_queries(workload: str) -> list[Query]:
@@ -50,7 +52,7 @@ def labelled_queries(workload: str) -> list[Query]:
     return [Query(spec.table, (f,), ()) for f in spec.filters if f.label is not None]
 
 
-def cell_runs(workload: str, runs: int, targets, sources, done: set) -> pd.DataFrame:
+def cell_runs(workload: str, runs: int, targets, sources, path: str, done: set) -> pd.DataFrame:
     settings = DATASET_SETTINGS[workload]
     _, table, spec, source, embeddings = replayed(workload)
     out = []
@@ -60,15 +62,16 @@ def cell_runs(workload: str, runs: int, targets, sources, done: set) -> pd.DataF
         gold_seconds = gold_only_seconds(table, q, source, spec, gold_decisions(table, q, source, spec))
         for target in targets:
             for label_source in sources:
-                if (workload, name, target, label_source) in done:
+                if (workload, name, target, label_source, path) in done:
                     continue
                 for seed in tqdm(range(runs), desc=f"{workload} {label_source} {target} {name[:40]}", leave=False):
                     row = {"workload": workload, "query": name, "target": target, "label_source": label_source,
-                           "seed": seed}  # fmt: skip
+                           "path": path, "seed": seed}  # fmt: skip
                     try:
                         run = run_query(
                             table, q, source, spec, Targets(target, target, 0.95),
-                            GradientOptimizer(GradientSettings(seed=seed)), sample_fraction=settings["fraction"],
+                            GradientOptimizer(GradientSettings(seed=seed, path=path)),
+                            sample_fraction=settings["fraction"],
                             seed=seed, progress=False, embeddings=embeddings, labels=label_source,
                         )  # fmt: skip
                     except UncertifiableTargets:
@@ -93,7 +96,7 @@ def cell_runs(workload: str, runs: int, targets, sources, done: set) -> pd.DataF
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
-    for (workload, query, target, label_source), g in runs.groupby(KEY, sort=False):
+    for (workload, query, target, label_source, path), g in runs.groupby(KEY, sort=False):
         cert = g[g.certified.astype(bool)]
         ran = g[~g.refused.astype(bool)]
         k_p, k_r = int(cert.precision_miss.astype(bool).sum()), int(cert.recall_miss.astype(bool).sum())
@@ -101,7 +104,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             {
                 "workload": workload, "query": query, "target": target, "label_source": label_source,
-                "runs": len(g), "certified_runs": len(cert),
+                "path": path, "runs": len(g), "certified_runs": len(cert),
                 "precision_misses_human": k_p, "recall_misses_human": k_r,
                 "precision_miss_upper": cp_upper(k_p, len(cert)), "recall_miss_upper": cp_upper(k_r, len(cert)),
                 "fallback_or_refused_rate": 1.0 - len(cert) / len(g),
@@ -119,6 +122,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--targets", nargs="+", type=float, default=[0.5, 0.7, 0.9])
     parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
+    parser.add_argument("--path", default="learned+scores", help="Stretto's Learn-then-Test paths (optimizer.path)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "human_guarantee.csv")
     args = parser.parse_args()
     logging.getLogger("stretto").setLevel(logging.ERROR)
@@ -128,7 +132,8 @@ def main() -> None:
     for workload in args.workloads:
         for target in args.targets:  # saved as each (workload, target) finishes: resumable
             done = set(runs[KEY].itertuples(index=False)) if len(runs) else set()
-            runs = kept_runs(runs, cell_runs(workload, args.runs, [target], args.sources, done), runs_path)
+            new = cell_runs(workload, args.runs, [target], args.sources, args.path, done)
+            runs = kept_runs(runs, new, runs_path)
             print(f"{workload} {target}: {time.perf_counter() - began:.0f} s", flush=True)
     write_summary(summarise(runs), args.out)
 

@@ -155,7 +155,7 @@ def test_coverage_against_the_truth_with_a_fallible_gold_operator():
     """Seeded simulation with known truth: the cheap operator's score is N(2, 1) on true positives, N(0, 1) on
     negatives; the gold operator says yes on 92% of positives and 3% of negatives (independently). Every plan's
     population precision and recall against the truth are closed-form. Certified runs (against the sampled
-    truth labels, gold alone tested first) miss a target in <= 1 - alpha of runs within a Clopper-Pearson
+    truth labels, gold alone tested on its own share of alpha) miss a target in <= 1 - alpha of runs within a Clopper-Pearson
     interval; a query whose targets gold alone cannot reach is refused in (nearly) every run."""
     from scipy import stats
 
@@ -191,7 +191,7 @@ def test_coverage_against_the_truth_with_a_fallible_gold_operator():
         return certified, misses, refused
 
     certified, misses, refused = certify(Targets(0.8, 0.8, 0.95))
-    assert certified > runs * 0.9 and refused < runs * 0.1
+    assert certified > runs * 0.8 and refused < runs * 0.2  # 172 and 28 of 200
     lower = 0.0 if misses == 0 else float(stats.beta.ppf(0.005, misses, certified - misses + 1))
     assert lower <= 0.05, f"{misses} misses of {certified} certified runs"
     _, _, refused = certify(Targets(0.8, 0.95, 0.95))  # gold's own recall is .92: nothing can reach .95

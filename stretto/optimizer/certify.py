@@ -195,6 +195,7 @@ def certify_path(
     rng: np.random.Generator | None = None,
     counts_of: Callable[[PhysicalPlan], Counts] | None = None,
     delta: float | None = None,
+    gold_valid: bool = True,
 ) -> Certification:
     """Fixed-sequence test of path[1:] on `problem`'s labels at level 1 - alpha; path[0] is gold alone.
 
@@ -204,7 +205,8 @@ def certify_path(
     by cost that is the last certified one. Returns it with its Clopper-Pearson lower bounds (confidence alpha)
     on precision and recall in place of the optimizer's predictions: the recall bound is on the rows the plan
     answers, a lower bound for the whole result's (see the module's docstring). `delta`: the level, 1 - alpha
-    unless several paths split it (Bonferroni).
+    unless several paths split it (Bonferroni). `gold_valid=False` (labels from another source, against which gold
+    alone failed its own test): path[0] never runs; index 0 then means nothing was certified.
     """
     targets = problem.targets
     delta = 1.0 - targets.alpha if delta is None else delta  # lower when several paths share the error
@@ -222,7 +224,8 @@ def certify_path(
     k = fixed_sequence(tested(), delta)
     # Every plan up to path[k] is certified at once (the family-wise error is controlled), so any of them may
     # run: the cheapest by its predicted cost (gold alone included).
-    best = min(range(k + 1), key=lambda j: (path[j].cost_per_tuple, -j))
+    runnable = range(0 if gold_valid else 1, k + 1)
+    best = min(runnable, key=lambda j: (path[j].cost_per_tuple, -j)) if runnable else 0
     if best == 0:
         return Certification(path[0], 0, k, tuple(p_values), None)
     c = counts[best - 1]

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from stretto.errors import OptimizerError
+from stretto.errors import OptimizerError, UncertifiableTargets
 from stretto.optimizer.certify import (
     CERTIFY_RULES,
     PATHS,
@@ -242,7 +242,8 @@ class GradientOptimizer:
                     s.certify_fraction,
                 )
             kinds, split = ["scores"], set()
-        delta = (1.0 - problem.targets.alpha) / len(kinds)
+        # against labels from another source gold alone is one more plan, tested on its own share of the error
+        delta = (1.0 - problem.targets.alpha) / (len(kinds) + problem.against_truth)
         tune, half = problem.split(s.certify_fraction, split_rng) if split else (None, None)
         return kinds, delta, tune, {"ladder": half, "learned": half, "scores": problem}
 
@@ -265,9 +266,14 @@ class GradientOptimizer:
         gold = gold_only_plan(problem, self.name)
         kinds, delta, tune, parts = self._ltt_parts(problem)
         notes: dict = {"certify": "ltt", "path": "+".join(kinds), "level": delta}
-        # Against labels from another source, gold alone heads every path as one more plan to test: refused
-        # here, before anything runs, when even it cannot be certified (then no path starts).
-        fallback = gold_alone(problem, self.name, delta)
+        # Against labels from another source, gold alone is one more plan, tested on its own share of the error
+        # budget; when it fails, only a certified path plan may run, and with none the query is refused before
+        # anything runs (with gold's figures).
+        refusal: UncertifiableTargets | None = None
+        try:
+            fallback = gold_alone(problem, self.name, delta)
+        except UncertifiableTargets as err:
+            fallback, refusal = None, err
         testable = [k for k in kinds if could_certify(parts[k], delta)]
         if not testable:
             largest = max((parts[k] for k in kinds), key=lambda p: p.n_tuples)
@@ -287,6 +293,8 @@ class GradientOptimizer:
                 int(largest.labels.sum()),
                 needed,
             )
+            if refusal is not None:
+                raise refusal
             return self._fallback(fallback, began, notes, path_length=0)
         results = {}
         for kind in testable:
@@ -295,8 +303,10 @@ class GradientOptimizer:
                 path = [gold, *self._ladder(tune, problem, descent_seed)]
             else:
                 path = scores_path(problem, self.name, s.score_steps, gold_plan=gold, fitted=kind == "learned")
-            results[kind] = (len(path) - 1, certify_path(path, parts[kind], forcing_rng, delta=delta))
-        kind = min(results, key=lambda k: results[k][1].plan.cost_per_tuple)
+            certified = certify_path(path, parts[kind], forcing_rng, delta=delta, gold_valid=refusal is None)
+            results[kind] = (len(path) - 1, certified)
+        kind = min(results, key=lambda k: (results[k][1].index == 0 and refusal is not None,
+                                           results[k][1].plan.cost_per_tuple))  # fmt: skip
         length, result = results[kind]
         notes.update(
             chosen=kind,
@@ -316,6 +326,8 @@ class GradientOptimizer:
                 [round(p, 3) for p in result.p_values[:3]],
                 delta,
             )
+            if refusal is not None:
+                raise refusal
             return self._fallback(fallback, began, notes, path_length=length)
         plan = result.plan
         plan.notes.update(notes, optimize_seconds=time.perf_counter() - began)
