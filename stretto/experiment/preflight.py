@@ -18,7 +18,6 @@ from urllib.parse import urlparse
 
 from omegaconf import DictConfig, OmegaConf
 
-from stretto.engine.label_source import check_label_source
 from stretto.errors import QueryError, StrettoError
 
 READS_DATA = ("run", "compare", "pipeline", "cache build")
@@ -84,6 +83,8 @@ def check_numbers(cfg: DictConfig) -> None:
         raise ConfigError(f"profiling.fraction: sample fraction {fraction!r} {what}; e.g. profiling.fraction=0.15")
     _whole(cfg.profiling.get("size"), "profiling.size", 1)
     _whole(cfg.profiling.get("seed"), "profiling.seed", 0)
+    from stretto.engine.label_source import check_label_source  # here: the engine imports the models' libraries
+
     try:
         check_label_source(cfg.profiling.get("labels", "gold"))
     except QueryError as err:
