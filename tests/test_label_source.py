@@ -155,8 +155,8 @@ def test_coverage_against_the_truth_with_a_fallible_gold_operator():
     """Seeded simulation with known truth: the cheap operator's score is N(2, 1) on true positives, N(0, 1) on
     negatives; the gold operator says yes on 92% of positives and 3% of negatives (independently). Every plan's
     population precision and recall against the truth are closed-form. Certified runs (against the sampled
-    truth labels, gold alone tested on its own share of alpha) miss a target in <= 1 - alpha of runs within a Clopper-Pearson
-    interval; a query whose targets gold alone cannot reach is refused in (nearly) every run."""
+    truth labels, gold alone tested on its own share of 1 - alpha) miss a target in <= 1 - alpha of runs within a
+    Clopper-Pearson interval; a query whose targets nothing can reach is refused in (nearly) every run."""
     from scipy import stats
 
     from stretto.optimizer.problem import OperatorSample, PlanProblem
