@@ -46,6 +46,18 @@ def test_p_values_are_the_exact_binomial_tail():
     assert plan_p_value(counts, Targets(0.7, 0.7, 0.95)) == pytest.approx(0.1493083459, abs=1e-9)
     assert plan_p_value(Counts(9, 0, 0), Targets(0.7, 0.7, 0.95)) == pytest.approx(0.7**9)
     assert plan_p_value(Counts(9, 0, 0), Targets(0.7, 0.7, 0.95), upstream_recall=0.6) == 1.0  # T_R / u > 1
+    # Recall at a higher confidence than precision (a blocking step upstream spent half of recall's error):
+    # recall's p-value counts twice, precision's once. 15 of 16 kept (p = .0261) passes precision at .05, which
+    # splitting both targets' error (level .025) would have refused.
+    join = Targets(0.7, 0.7, 0.95, recall_alpha=0.975)
+    assert plan_p_value(Counts(9, 0, 0), join) == pytest.approx(2 * 0.7**9)
+    assert (
+        plan_p_value(Counts(15, 1, 0), join)
+        == pytest.approx(binomial_p_value(15, 16, 0.7))
+        == pytest.approx(0.7**16 + 16 * 0.7**15 * 0.3)
+    )
+    assert 0.025 < plan_p_value(Counts(15, 1, 0), join) <= 0.05
+    assert join.split(2) == Targets(0.7, 0.7, 0.975, recall_alpha=0.9875)
     # the fewest positives with which a perfect plan certifies: .7^9 = .040 <= .05 < .7^8; .9^29 = .047 < .9^28
     assert min_positives(0.7, 0.05) == 9 and min_positives(0.9, 0.05) == 29
 

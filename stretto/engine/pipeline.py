@@ -5,8 +5,9 @@ nearest right rows by MiniLM embedding, or the rows sharing a key) and the pair 
 them like any other. What blocking misses caps recall, so it is bounded and charged: for a seeded sample of
 left rows the gold operator also answers the pairs ranked k..window, the share of its positives found
 inside the top k gives a Beta lower bound B at confidence 1 - (1 - alpha) / 2, and the plan must certify
-recall / B at the same confidence (a union bound: both hold with probability >= alpha). Pairs beyond the
-window are taken as non-matches; the restaurants benchmark measures how often that is wrong.
+recall / B at the same confidence (a union bound: both hold with probability >= alpha). Precision, which
+blocking cannot lower, keeps confidence alpha (Targets.recall_alpha). Pairs beyond the window are taken as
+non-matches; the restaurants benchmark measures how often that is wrong.
 """
 
 from __future__ import annotations
@@ -176,10 +177,10 @@ def run_pipeline(
         elif isinstance(step, Project | Limit):
             late.append(step)
         elif isinstance(step, SemJoin):
-            block_targets = Targets(targets.precision, targets.recall, 1.0 - (1.0 - targets.alpha) / 2)
+            block_targets = replace(targets, recall_alpha=1.0 - (1.0 - targets.recall_confidence) / 2)
             right = qualified(tables[step.right], step.right_alias)
             relation, blocking = block(
-                step, relation.reset_index(drop=True), right, source, family, alpha=block_targets.alpha,
+                step, relation.reset_index(drop=True), right, source, family, alpha=block_targets.recall_alpha,
                 sample_fraction=sample_fraction, seed=seed, store=store, embedder=embedder, progress=progress,
             )  # fmt: skip
     relational_seconds = time.perf_counter() - began - (blocking.seconds if blocking else 0.0)

@@ -255,7 +255,7 @@ def run_query(
     sizes = [min(len(first) * 2**k, len(table)) for k in range(sample_growth + 1)]
     sizes = sorted(set(sizes))
     if len(sizes) > 1:
-        targets = replace(targets, alpha=1.0 - (1.0 - targets.alpha) / len(sizes))
+        targets = targets.split(len(sizes))
         order = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1]).permutation(len(table))
         grown = [np.sort(order[:size]) for size in sizes]
     else:

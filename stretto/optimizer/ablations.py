@@ -23,7 +23,8 @@ from stretto.plan.targets import Targets
 
 
 def share_targets(targets: Targets, share: float, n: int) -> Targets:
-    return Targets(targets.precision**share, targets.recall**share, targets.alpha ** (1.0 / n))
+    recall_alpha = None if targets.recall_alpha is None else targets.recall_alpha ** (1.0 / n)
+    return Targets(targets.precision**share, targets.recall**share, targets.alpha ** (1.0 / n), recall_alpha)
 
 
 def combine(problem: PlanProblem, parts: list[PhysicalPlan], system: str) -> PhysicalPlan:

@@ -35,6 +35,7 @@ from stretto.optimizer.certify import (
     PATHS,
     certify_path,
     could_certify,
+    delta_of_recall,
     gold_alone,
     min_positives,
     plan_counts,
@@ -277,9 +278,10 @@ class GradientOptimizer:
         testable = [k for k in kinds if could_certify(parts[k], delta)]
         if not testable:
             largest = max((parts[k] for k in kinds), key=lambda p: p.n_tuples)
+            recall_delta = delta_of_recall(problem.targets, delta)
             needed = max(
                 min_positives(problem.targets.precision, delta),
-                min_positives(problem.targets.recall / max(problem.upstream_recall, 1e-12), delta),
+                min_positives(problem.targets.recall / max(problem.upstream_recall, 1e-12), recall_delta),
             )
             log.warning(
                 "targets precision >= %s, recall >= %s at alpha %s cannot be certified by any cascade on the %d "

@@ -130,7 +130,7 @@ class Outcome:
         bound is on the rows the plan answers, itself a lower bound for the whole result (Learn-then-Test's)."""
         alpha = problem.targets.alpha
         precision = lower_bound(self.tp, self.fp, alpha, kind)
-        recall = lower_bound(self.tp, self.fn, alpha, kind)
+        recall = lower_bound(self.tp, self.fn, problem.targets.recall_confidence, kind)
         if blend:
             recall = blended_recall(1.0, recall, problem.sample_fraction)
         return precision, recall * problem.upstream_recall

@@ -87,7 +87,7 @@ def plan_on_sample(
     gold = simulate(problem, PhysicalPlan(tuple(Cascade.gold_only(c.template, c.gold) for c in ordered), 0, 0, 0, 0))
     alpha, f = problem.targets.alpha, problem.sample_fraction
     precision = float(lower_bound(torch.tensor(run.tp), torch.tensor(run.fp), alpha))
-    recall_rest = float(lower_bound(torch.tensor(run.tp), torch.tensor(run.fn), alpha))
+    recall_rest = float(lower_bound(torch.tensor(run.tp), torch.tensor(run.fn), problem.targets.recall_confidence))
     return PhysicalPlan(
         tuple(ordered[i] for i in order),
         precision,
