@@ -8,6 +8,7 @@ import pandas as pd
 from stretto.data.table import Table
 from stretto.engine import plan_problem, profile_query
 from stretto.operators.family import FamilySpec, ReplayFamily
+from stretto.optimizer.certify import plan_counts
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
 from stretto.plan.template import Template
@@ -103,3 +104,14 @@ def problem_for(n_filters=2, targets=None, fraction=0.25, seed=0, extract=False)
     sample = profiling_sample(len(table), fraction, seed)
     profile = profile_query(table, query, source, spec, sample=sample, progress=False)
     return plan_problem(table, query, spec, profile, sample, targets), table, query, spec, source, sample, profile
+
+
+def whole_result_quality(plan, table, query, spec, source, sample, targets) -> tuple[float, float]:
+    """The truth about a plan: (precision, recall) of its result on the whole table against the gold operator,
+    with gold answering the sample's rows and the plan the rest (its forcing draws seeded)."""
+    everything = np.arange(len(table))
+    profile = profile_query(table, query, source, spec, sample=everything, progress=False)
+    full = plan_problem(table, query, spec, profile, everything, targets)
+    c = plan_counts(full.subset(np.setdiff1d(everything, sample)), plan, np.random.default_rng(0))
+    positives = int(full.subset(np.asarray(sample)).labels.sum())
+    return (c.tp + positives) / (c.kept + positives), (c.tp + positives) / (c.positives + positives)
