@@ -16,6 +16,7 @@ from stretto.plan.relational import Join, Limit, Project, Where
 from stretto.plan.targets import Targets
 from stretto.plan.template import Template
 from stretto.profiling.operator import OperatorId, ScoredRows
+from stretto.profiling.sample import profiling_sample
 
 FAMILY = FamilySpec.of(
     {
@@ -253,3 +254,23 @@ def test_a_join_whose_blocking_caps_recall_below_the_target_says_its_result_is_n
     assert not plan.certified and plan.bounds.startswith("NOT certified: blocking's recall is bounded only by")
     assert "not certified" in plan.describe()
     assert run.blocking.assumption.startswith("pairs ranked beyond the top 6 of each left row are taken as non-match")
+
+
+def test_blocking_says_when_matched_pairs_share_a_left_row():
+    """The recall bound counts matched pairs as independent draws: exact when each audited left row holds at most
+    one match (the restaurants), approximate when several share one (sampled in clusters), and the report says so."""
+    tables = restaurant_tables()
+    twice = pd.DataFrame({"record": [f"place #{i}, {way} {i}" for i in range(40) for way in ("avenue", "road")]})
+    tables["b"] = Table("b", twice, text_columns=["record"])
+    pipeline = scan("a").sem_join("b", "{a.record} and {b.record} are the same place", k=2, window=6)
+    run = run_pipeline(
+        pipeline, tables, RuleSource(same_place), FAMILY, Targets(0.7, 0.7, 0.9), GradientOptimizer(FAST),
+        sample_fraction=0.5, embedder=Vectors(), progress=False,
+    )  # fmt: skip
+    audited = profiling_sample(60, 0.5, 0)
+    assert run.blocking.audited_rows == len(audited)
+    assert run.blocking.shared_rows == int((audited < 40).sum()) > 0  # places 0-39 have two records each
+    assert run.blocking.found + run.blocking.missed == 2 * run.blocking.shared_rows
+    assert f"but {run.blocking.shared_rows} audited left rows hold several" in run.blocking.assumption
+    _, _, one_each = restaurant_join(Targets(0.7, 0.7, 0.9))
+    assert one_each.blocking.shared_rows == 0 and "approximate" not in one_each.blocking.assumption

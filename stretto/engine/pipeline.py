@@ -44,13 +44,20 @@ class BlockingReport:
     audit_operator_seconds: float  # the audit's gold answers as measured (counted as profiling)
     embedding_seconds: float = 0.0
     window: int = 0  # pairs ranked beyond it are taken as non-matches (an assumption, not bounded); 0: a key join
+    shared_rows: int = 0  # audited left rows with more than one gold positive in their window
 
     @property
     def assumption(self) -> str:
         """What the recall bound takes for granted, in the words a result should carry."""
         if not self.window:
             return "a relational key: nothing is missed"
-        return f"pairs ranked beyond the top {self.window} of each left row are taken as non-matches (not bounded)"
+        beyond = f"pairs ranked beyond the top {self.window} of each left row are taken as non-matches (not bounded)"
+        if not self.shared_rows:  # each positive is its own sampled left row: the binomial count is exact
+            return beyond
+        return (
+            f"{beyond}; the bound counts matched pairs as independent draws, but {self.shared_rows} audited left "
+            "rows hold several (pairs are sampled in clusters by left row), so it is approximate"
+        )
 
 
 @dataclass(frozen=True)
@@ -114,11 +121,12 @@ def block(
     gold_answers = answers(audit_pairs, source.operator(join.template, family.gold_identity), store, progress=progress)
     positive, inside = gold_answers["score"].to_numpy() > 0.0, audit_pairs["_rank"].to_numpy() < join.k
     found, missed = int((positive & inside).sum()), int((positive & ~inside).sum())
+    shared_rows = int((np.bincount(audit_pairs["_left"].to_numpy()[positive]) > 1).sum()) if positive.any() else 0
     bound = blocking_recall_bound(found, missed, alpha) if found + missed else 0.0
     candidates = _subset(window, window.rank < join.k)
     report = BlockingReport(
         len(candidates), all_pairs, len(audited), found, missed, bound, time.perf_counter() - began,
-        float(gold_answers["seconds"].sum()), embedding_seconds, join.window,
+        float(gold_answers["seconds"].sum()), embedding_seconds, join.window, shared_rows,
     )  # fmt: skip
     return pair_relation(left, right, candidates), report
 
