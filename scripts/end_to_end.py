@@ -46,7 +46,7 @@ COLUMNS = [
 SHAPES = {"movie": ("movie", [2, 3], [0]), "enron": ("enron", [2, 3], [0]), "movie_2f1e": ("movie", [2], [1])}
 
 
-def runs(shape: str, queries: int, systems, targets, growth: int = 0) -> list[dict]:
+def runs(shape: str, queries: int, systems, targets, growth: int = 0, path: str | None = None) -> list[dict]:
     dataset, filters, extracts = SHAPES[shape]
     settings = DATASET_SETTINGS[dataset]
     workload, table, spec, source, embeddings = replayed(dataset)
@@ -64,6 +64,7 @@ def runs(shape: str, queries: int, systems, targets, growth: int = 0) -> list[di
             precision=target, recall=target, system=system, family=spec, backend=source, embeddings=embeddings,
             sample_fraction=settings["fraction"], seed=i, progress=False,
             sample_growth=growth if system == "stretto" else 0,
+            settings={"path": path} if path and system == "stretto" else None,
         )  # fmt: skip
         quality = answer.quality("gold")
         costs, plan = answer.costs, answer.plan
@@ -115,11 +116,18 @@ def main() -> None:
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS))
     parser.add_argument("--targets", nargs="+", type=float, default=list(TARGETS))
     parser.add_argument("--growth", type=int, default=0, help="Stretto's sample growth (doublings)")
+    parser.add_argument(
+        "--path", default=None, help="Stretto's Learn-then-Test paths (optimizer.path; default its own)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "end_to_end.csv")
     args = parser.parse_args()
     logging.getLogger("stretto").setLevel(logging.ERROR)
     frame = pd.DataFrame(
-        [r for shape in args.datasets for r in runs(shape, args.queries, args.systems, args.targets, args.growth)]
+        [
+            r
+            for shape in args.datasets
+            for r in runs(shape, args.queries, args.systems, args.targets, args.growth, args.path)
+        ]
     )
     frame.to_csv(args.out.with_name(f"{args.out.stem}_runs.csv"), index=False)
     table = summarise(frame)
