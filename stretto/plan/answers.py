@@ -7,10 +7,14 @@ compared. None stands for "no value" (the model said none / null / n/a, or nothi
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Sequence
 
+import pandas as pd
+
 NO_VALUE = frozenset({"", "none", "null", "n/a", "na", "nil", "unknown", "not mentioned", "no value", "-"})
+_NUMERAL = re.compile(r"[+-]?\d+(\.\d+)?")
 _QUOTES = "\"'`\u201c\u201d\u2018\u2019*"
 
 
@@ -41,8 +45,25 @@ def normalize_answer(raw: str | None, choices: Sequence[str] = (), *, label: str
     return words[0] if len(words) == 1 else lowered
 
 
-def same_answer(a: str | None, b: str | None) -> bool:
-    """Values agree when both are missing or they are equal ignoring case and spacing."""
-    if a is None or b is None:
-        return a is None and b is None
-    return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
+def as_number(value: object) -> float | None:
+    """The value as a number when it is one or is written in digits ("12", "12.0", "-3.5"), else None."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and _NUMERAL.fullmatch(value.strip()):
+        return float(value)
+    return None
+
+
+def _missing(value: object) -> bool:
+    return value is None or (pd.api.types.is_scalar(value) and pd.isna(value))
+
+
+def same_answer(a: str | float | None, b: str | float | None) -> bool:
+    """Values agree when both are missing, both are numbers of equal value ("12" == "12.0" == 12; a truth
+    column of counts holds numbers), or they are equal as text ignoring case and spacing."""
+    if _missing(a) or _missing(b):
+        return _missing(a) and _missing(b)
+    number_a, number_b = as_number(a), as_number(b)
+    if number_a is not None and number_b is not None:
+        return number_a == number_b
+    return " ".join(str(a).casefold().split()) == " ".join(str(b).casefold().split())
