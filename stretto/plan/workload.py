@@ -1,4 +1,8 @@
-"""A workload: the predicates a benchmark draws its queries from (conf/workload/*.yaml)."""
+"""A workload: the predicates a benchmark draws its queries from (conf/workload/*.yaml).
+
+A multi-table workload also names the relational joins that build the relation its predicates read (rotowire:
+teams -> teams_to_games on name -> reports on game_id); each drawn query then runs as that pipeline.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from stretto.errors import QueryError
+from stretto.plan.pipeline import Pipeline
 from stretto.plan.query import Query, SemExtract, SemFilter
+from stretto.plan.relational import Join
 
 
 @dataclass(frozen=True)
@@ -17,6 +25,7 @@ class Workload:
     table: str
     filters: tuple[SemFilter, ...]
     extracts: tuple[SemExtract, ...] = ()
+    joins: tuple[Join, ...] = ()  # relational equi-joins from `table`, run before the semantic operators
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> Workload:
@@ -25,7 +34,23 @@ class Workload:
                 raise QueryError(f"a workload needs '{key}' (dataset, table, filters: [{{template, label}}])")
         filters = tuple(SemFilter.of(f["template"], f.get("label")) for f in config["filters"])
         extracts = tuple(SemExtract.of(e["template"], e.get("label")) for e in config.get("extracts") or [])
-        return cls(config["dataset"], config["table"], filters, extracts)
+        # Each join as a pipeline's join step ({table, on} or {table, left_on, right_on}), checked the same way.
+        pipeline = Pipeline.of({"table": config["table"], "steps": [{"join": j} for j in config.get("joins") or []]})
+        joins = tuple(step for step in pipeline.steps if isinstance(step, Join))
+        return cls(config["dataset"], config["table"], filters, extracts, joins)
+
+    def relation(self, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+        """The rows the predicates read: `table` after the workload's joins (tables: name -> DataFrame)."""
+        if self.table not in tables:
+            raise QueryError(f"workload starts from unknown table '{self.table}'; tables: {sorted(tables)}")
+        frame = tables[self.table]
+        for join in self.joins:
+            frame = join.apply(frame, tables)
+        return frame.reset_index(drop=True)
+
+    def pipeline(self, query: Query) -> Pipeline:
+        """The query as a pipeline over the dataset's tables: the workload's joins, then its semantic operators."""
+        return Pipeline(self.table, (*self.joins, *query.filters, *query.extracts))
 
     def conjunctions(self, sizes: Sequence[int], extract_sizes: Sequence[int] = (0,)) -> list[Query]:
         """Every query of k distinct filters and e distinct extracts, for each size pair, in a fixed order."""
