@@ -18,6 +18,7 @@ from stretto.plan.answers import as_number, same_answer
 from stretto.plan.pipeline import Pipeline
 from stretto.plan.query import Query
 from stretto.plan.query_generator import PAPER_SHAPES, describe, queries_by_shape, shape_name
+from stretto.plan.template import Template, parse_template
 from stretto.plan.workload import Workload
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -155,7 +156,8 @@ def test_workloads_parse_and_name_real_columns(
 def test_rotowire_templates_read_the_name_and_the_report() -> None:
     for name in ("rotowire_teams", "rotowire_players"):
         w = workload(name)
-        assert {op.template.columns for op in (*w.filters, *w.extracts)} == {("name", "report")}
+        templates = [op.template for op in (*w.filters, *w.extracts)]
+        assert {(t.document_columns, t.asked_columns) for t in templates} == {(("report",), ("name",))}
         assert len(w.filters) == 9 and [j.table for j in w.joins] == [f"{w.table}_to_games", "reports"]
     truth = {e.label for e in workload("rotowire_teams").extracts} - {None}
     assert truth == set(ROTOWIRE_TEAM_TRUTH.values())
@@ -182,6 +184,57 @@ def test_the_rotowire_pipelines_check_and_join_every_pair(rotowire: dict[str, Ta
     assert len(relation) == rows
 
 
+# ------------------------------------------------------------------------- the report is the stored document
+class PlainTokenizer:
+    chat_template = None
+
+
+def test_an_asked_column_goes_into_the_question_not_the_document() -> None:
+    from stretto.backends.prompt import PromptParts, operator_prompt
+
+    row = {"name": "Hawks", "report": "The Atlanta Hawks beat the Orlando Magic 95 - 88."}
+    won = operator_prompt(Template("{?name} won the game according to {report}"), row, PlainTokenizer())
+    assert won == PromptParts(
+        "Text:\nThe Atlanta Hawks beat the Orlando Magic 95 - 88.",
+        "\n\nDoes the text satisfy this condition: Hawks won the game according to the text? Answer Yes or No."
+        "\nAnswer:",
+    )
+    points = operator_prompt(
+        parse_template("the number of [Total_points] for {?name} in {report}"), row, PlainTokenizer()
+    )
+    assert points.prefix == won.prefix
+    assert points.suffix.startswith("\n\nFrom the text, extract the number of Total points for Hawks in the text.")
+    both = operator_prompt(Template("{name} won the game according to {report}"), row, PlainTokenizer())
+    assert both.prefix == "name:\nHawks\n\nreport:\nThe Atlanta Hawks beat the Orlando Magic 95 - 88."
+
+
+def test_asked_columns_are_checked() -> None:
+    template = Template("{?name} scored more than 20 points according to {report}")
+    assert (template.columns, template.document_columns, template.asked_columns) == (
+        ("name", "report"),
+        ("report",),
+        ("name",),
+    )
+    with pytest.raises(QueryError, match="asks about every column"):
+        Template("{?name} won the game")
+    with pytest.raises(QueryError, match=r"both as \{column\} and as \{\?column\}"):
+        Template("{?name} and {name} according to {report}")
+    with pytest.raises(QueryError, match="malformed"):
+        Template("{? name} won according to {report}")
+
+
+@pytest.mark.parametrize(("name", "games"), [("rotowire_teams", 687), ("rotowire_players", 724)])
+def test_every_pair_of_a_game_reuses_its_reports_cache(rotowire: dict[str, Table], name: str, games: int) -> None:
+    """All operators over all pairs read one stored document per game: 687 prefixes for 1,309 team pairs,
+    724 for 4,699 player pairs."""
+    from stretto.operators.family import cached_prefixes
+
+    w = workload(name)
+    relation = w.relation(frames(rotowire))
+    prefixes = cached_prefixes([op.template for op in (*w.filters, *w.extracts)], relation, PlainTokenizer())
+    assert len(prefixes) == len(relation) and len(set(prefixes)) == games == relation["game_id"].nunique()
+
+
 # --------------------------------------------------------------------------------------------- the shapes
 def test_shape_names() -> None:
     assert [shape_name(f, e) for f, e in PAPER_SHAPES] == ["1F1E", "2F", "1F2E", "2F1E", "1F3E", "2F2E", "0F2E"]
@@ -205,7 +258,7 @@ def test_seed_42_draws_are_pinned() -> None:
     """The first query of two shapes, as drawn today: a change here changes every published query list."""
     teams = queries_by_shape(workload("rotowire_teams"))
     assert describe(teams["1F1E"][0]) == (
-        "{name} was leading at halftime according to {report} EXTRACT the number of [Wins] for {name} in {report}"
+        "{?name} was leading at halftime according to {report} EXTRACT the number of [Wins] for {?name} in {report}"
     )
     no_filter = queries_by_shape(workload("ecommerce"))["0F2E"][0]
     assert no_filter.filters == () and len(no_filter.extracts) == 2

@@ -196,7 +196,7 @@ class LiveFamily:
         """Store the KV cache of every operator of the family for every row (offline work, reported on its own):
         per model one prefill per document feeds all its variants; stored entries are kept (verified when
         `verify`: a bad one is reported, removed and rebuilt). Per model: (identity, variants, build stats).
-        The cached prefix depends only on the columns a template reads, so one template per column set is built."""
+        The cached prefix depends only on the document columns a template reads: one template per such set is built."""
         from stretto.kvcache.build import KVBuilder
 
         out = []
@@ -224,11 +224,11 @@ class LiveFamily:
 
 def cached_prefixes(templates: Sequence[Template], rows: pd.DataFrame, tokenizer) -> list[str]:
     """The prompt prefixes whose KV caches these templates read on these rows: a prefix depends only on the
-    columns a template reads, so one template per column set."""
+    document columns a template reads (not on a {?column} it asks about), so one template per such set."""
     from stretto.backends.prompt import operator_prompt
 
     records = rows.to_dict("records")
-    distinct = {t.columns: t for t in templates}.values()
+    distinct = {t.document_columns: t for t in templates}.values()
     return [operator_prompt(t, row, tokenizer).prefix for t in distinct for row in records]
 
 

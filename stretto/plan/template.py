@@ -4,6 +4,9 @@ A template that also names an output in brackets is an extraction: "the movie [t
 {reviewtext}" fills a column `title`; "the [sentiment] (positive/negative) of {reviewtext}" lists the
 allowed answers, which makes the output categorical. The text alone determines the template, so profiles,
 recordings and plans that store only the text rebuild the same operator (`parse_template`).
+
+A field written {?column} is asked about: its value goes into the question, not into the document a KV cache
+stores. "{?name} won the game according to {report}" stores each report once and asks about every team in it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 
 from stretto.errors import QueryError
 
-_FIELD = re.compile(r"\{([A-Za-z_][\w.]*)\}")
+_FIELD = re.compile(r"\{(\??)([A-Za-z_][\w.]*)\}")  # {column}, or {?column}: asked about, in the question
 _OUTPUT = re.compile(r"\[([A-Za-z_]\w*)\](?:\s*\(([^)]*)\))?")
 
 
@@ -33,15 +36,34 @@ class Template:
         leftover = _FIELD.sub("", self.text)
         if "{" in leftover or "}" in leftover:
             raise QueryError(f"template '{self.text}' has an unbalanced or malformed '{{...}}' placeholder")
+        both = set(self.asked_columns) & {column for asked, column in _FIELD.findall(self.text) if not asked}
+        if both:
+            raise QueryError(f"template '{self.text}' writes {sorted(both)} both as {{column}} and as {{?column}}")
+        if not self.document_columns:
+            raise QueryError(
+                f"template '{self.text}' asks about every column it names: write the document as {{column}}, "
+                "e.g. '{?name} won the game according to {report}'"
+            )
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(_FIELD.findall(self.text)))
+        """Every column the template reads, document and asked, in order of first mention."""
+        return tuple(dict.fromkeys(column for _, column in _FIELD.findall(self.text)))
+
+    @property
+    def asked_columns(self) -> tuple[str, ...]:
+        """The {?column} fields: their values go into the question."""
+        return tuple(dict.fromkeys(column for asked, column in _FIELD.findall(self.text) if asked))
+
+    @property
+    def document_columns(self) -> tuple[str, ...]:
+        """The {column} fields: the document, the part of the prompt a KV cache stores."""
+        return tuple(c for c in self.columns if c not in self.asked_columns)
 
     def claim(self, names: Mapping[str, str] | None = None) -> str:
         """The predicate as a sentence about the context blocks: each {column} becomes names[column] or "the column"."""
         names = names or {}
-        return _FIELD.sub(lambda m: names.get(m.group(1), f"the {m.group(1)}"), self.text)
+        return _FIELD.sub(lambda m: names.get(m.group(2), f"the {m.group(2)}"), self.text)
 
     def check_columns(self, available: list[str] | tuple[str, ...], table: str) -> None:
         missing = [c for c in self.columns if c not in available]
