@@ -50,11 +50,19 @@ def cp_upper(k: int, n: int, confidence: float = 0.95) -> float:
     return 1.0 if n == 0 or k == n else float(stats.beta.ppf(confidence, k + 1, n - k))
 
 
+def saved_runs(out: Path) -> tuple[Path, pd.DataFrame]:
+    """Where an audit writing `out` keeps its runs (`<stem>_runs.csv`), and the runs already there."""
+    path = out.with_name(f"{out.stem}_runs.csv")
+    return path, pd.read_csv(path) if path.exists() else pd.DataFrame()
+
+
 def kept_runs(runs: pd.DataFrame, new: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """The runs so far with the new ones, saved at once (an interrupted audit resumes from them)."""
+    """The runs so far with the new ones, saved at once and atomically (an interrupted audit resumes from them)."""
     if len(new):
         runs = pd.concat([runs, new], ignore_index=True)
-        runs.to_csv(path, index=False)
+        partial = path.with_name(path.name + ".partial")
+        runs.to_csv(partial, index=False)
+        partial.replace(path)
     return runs
 
 
@@ -138,20 +146,25 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).round(4)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def audit_parser(description: str, out: str) -> argparse.ArgumentParser:
+    """The options every audit takes: workloads, runs per cell, targets, and the summary's path."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--workloads", nargs="+", default=["movie", "enron"])
-    parser.add_argument("--queries", type=int, default=5)
     parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
     parser.add_argument("--targets", nargs="+", type=float, default=list(TARGETS))
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / out)
+    return parser
+
+
+def main() -> None:
+    parser = audit_parser(__doc__.splitlines()[0], "guarantee_validity.csv")
+    parser.add_argument("--queries", type=int, default=5)
+    parser.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
     parser.add_argument("--paper-fast", action="store_true", help="the paper rule with 16 restarts x 60 + 30 steps")
     parser.add_argument("--paper-runs", type=int, default=None, help="runs per cell of the paper rule (default --runs)")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "guarantee_validity.csv")
     args = parser.parse_args()
     logging.getLogger("stretto").setLevel(logging.ERROR)
-    runs_path = args.out.with_name(f"{args.out.stem}_runs.csv")
-    runs = pd.read_csv(runs_path) if runs_path.exists() else pd.DataFrame()
+    runs_path, runs = saved_runs(args.out)
     began = time.perf_counter()
     for workload in args.workloads:
         for rule in args.rules:

@@ -24,13 +24,12 @@ the runs that ran).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from pathlib import Path
 
 import pandas as pd
-from guarantee_validity import cp_upper, kept_runs, write_summary
+from guarantee_validity import audit_parser, cp_upper, kept_runs, saved_runs, write_summary
 from paper_reproduction import DATASET_SETTINGS, replayed
 from tqdm import tqdm
 
@@ -117,17 +116,12 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workloads", nargs="+", default=["movie", "enron"])
-    parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--targets", nargs="+", type=float, default=[0.5, 0.7, 0.9])
+    parser = audit_parser(__doc__.splitlines()[0], "human_guarantee.csv")
     parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
     parser.add_argument("--path", default="learned+scores", help="Stretto's Learn-then-Test paths (optimizer.path)")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "human_guarantee.csv")
     args = parser.parse_args()
     logging.getLogger("stretto").setLevel(logging.ERROR)
-    runs_path = args.out.with_name(f"{args.out.stem}_runs.csv")
-    runs = pd.read_csv(runs_path) if runs_path.exists() else pd.DataFrame()
+    runs_path, runs = saved_runs(args.out)
     began = time.perf_counter()
     for workload in args.workloads:
         for target in args.targets:  # saved as each (workload, target) finishes: resumable
