@@ -104,7 +104,7 @@ def test_ecommerce_products(ecommerce: dict[str, Table]) -> None:
 # ------------------------------------------------------------------------------------ joins and their truth
 @pytest.mark.parametrize(("name", "rows"), [("rotowire_teams", 1309), ("rotowire_players", 4699)])
 def test_rotowire_joins_give_one_row_per_pair_with_its_report(rotowire: dict[str, Table], name: str, rows: int) -> None:
-    relation = workload(name).relation(frames(rotowire))
+    relation = workload(name).relation(rotowire).df
     assert len(relation) == rows
     assert not relation.duplicated(["name", "game_id"]).any()
     assert relation["report"].str.len().gt(0).all()
@@ -115,8 +115,8 @@ def test_rotowire_joins_give_one_row_per_pair_with_its_report(rotowire: dict[str
 def test_rotowire_truth_lines_up_with_hand_checked_rows(rotowire: dict[str, Table]) -> None:
     """Report 0: "The Atlanta Hawks (46 - 12) beat the Orlando Magic (19 - 41) 95 - 88 ... Al Horford ...
     17 points, 13 rebounds, four assists and two steals"."""
-    teams = workload("rotowire_teams").relation(frames(rotowire))
-    players = workload("rotowire_players").relation(frames(rotowire))
+    teams = workload("rotowire_teams").relation(rotowire).df
+    players = workload("rotowire_players").relation(rotowire).df
     report = truth_of(teams, "Hawks", 0)["report"]
     assert "The Atlanta Hawks (46 - 12) beat the Orlando Magic (19 - 41) 95 - 88" in report
     assert "17 points, 13 rebounds, four assists and two steals" in report
@@ -139,7 +139,7 @@ def test_workloads_parse_and_name_real_columns(
 ) -> None:
     w = workload(name)
     tables = {"rotowire": rotowire, "ecommerce": ecommerce}[w.dataset]
-    relation = w.relation(frames(tables))
+    relation = w.relation(tables).df
     assert len(w.filters) >= 1 and len(w.extracts) >= 3
     columns = sorted({c for op in (*w.filters, *w.extracts) for c in op.template.columns})
     assert set(columns) <= set(relation.columns)
@@ -170,7 +170,34 @@ def test_a_workload_join_needs_a_key() -> None:
     with pytest.raises(QueryError, match="give on=<key>"):
         Workload.of(spec | {"joins": [{"table": "teams_to_games"}]})
     with pytest.raises(QueryError, match="unknown table"):
-        Workload.of(spec).relation({"reports": pd.DataFrame({"game_id": [0]})})
+        Workload.of(spec).relation({"reports": Table("reports", pd.DataFrame({"game_id": [0]}), text_columns=())})
+
+
+def test_the_joined_relation_is_a_table_of_the_predicates_columns_and_labels(rotowire: dict[str, Table]) -> None:
+    relation = workload("rotowire_players").relation(rotowire)
+    assert relation.name == "players" and len(relation) == 4699
+    assert relation.text_columns == ("name", "report")
+    assert relation.label_columns == tuple(ROTOWIRE_PLAYER_TRUTH.values())
+    assert workload("ecommerce").relation(load_dataset("ecommerce")).name == "products"
+
+
+@pytest.mark.parametrize(
+    ("name", "dataset", "rows"), [("rotowire_teams", "rotowire", 1309), ("ecommerce", "ecommerce", 1000)]
+)
+def test_stretto_run_draws_a_shape_and_checks_it_against_the_relation(name: str, dataset: str, rows: int) -> None:
+    """`stretto run query=generated` with a paper shape (0 filters + 2 extracts), no model: a multi-table
+    workload's query is checked against its joined relation."""
+    from hydra import compose, initialize_config_dir
+
+    from stretto.experiment.cli import CONF_DIR
+    from stretto.experiment.run import configured_query
+
+    shape = ["query=generated", "query.filters=[0]", "query.extracts=[2]", "query.seed=42", "query.count=10"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose("config", overrides=[f"dataset={dataset}", f"workload={name}", *shape, "query.index=3"])
+    query, table = configured_query(cfg)
+    assert len(table) == rows and (len(query.filters), len(query.extracts)) == (0, 2)
+    assert query == Query(table.name, (), queries_by_shape(workload(name))["0F2E"][3].extracts)
 
 
 @pytest.mark.parametrize(("name", "rows"), [("rotowire_team_winners", 1309), ("rotowire_player_scorers", 4699)])
@@ -230,7 +257,7 @@ def test_every_pair_of_a_game_reuses_its_reports_cache(rotowire: dict[str, Table
     from stretto.operators.family import cached_prefixes
 
     w = workload(name)
-    relation = w.relation(frames(rotowire))
+    relation = w.relation(rotowire).df
     prefixes = cached_prefixes([op.template for op in (*w.filters, *w.extracts)], relation, PlainTokenizer())
     assert len(prefixes) == len(relation) and len(set(prefixes)) == games == relation["game_id"].nunique()
 
@@ -262,6 +289,7 @@ def test_seed_42_draws_are_pinned() -> None:
     )
     no_filter = queries_by_shape(workload("ecommerce"))["0F2E"][0]
     assert no_filter.filters == () and len(no_filter.extracts) == 2
+    assert describe(no_filter).startswith("EXTRACT the ") and describe(no_filter).count(" EXTRACT ") == 1
 
 
 # ------------------------------------------------------------------------------------------ numeric answers
@@ -281,7 +309,7 @@ def test_extracted_numbers_are_judged_against_box_score_truth(rotowire: dict[str
     """The evaluation's human truth for a numeric extract is the Int64 truth column; a missing value is right
     only when the extract says none."""
     w = workload("rotowire_teams")
-    relation = w.relation(frames(rotowire))
+    relation = w.relation(rotowire).df
     rows = relation[relation["game_id"] == 0].reset_index(drop=True)  # Hawks, Magic
     query = Query(w.table, (), tuple(e for e in w.extracts if e.template.output in ("Wins", "Points_in_4th_quarter")))
     table = Table(w.table, rows, text_columns=("name", "report"))

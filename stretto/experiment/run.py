@@ -93,9 +93,13 @@ def configured_query(cfg: DictConfig) -> tuple[Query, Table]:
         extracts = list(q.get("extracts") or [0])
         drawn = generated_query(workload, list(q.filters), q.count, q.seed, q.index, extracts)
     else:
+        workload = None
         spec = OmegaConf.to_container(cfg.query, resolve=True)
         drawn = Query.of(cfg.query.table, spec.get("filters") or [], spec.get("extracts") or [])
-    table = load_table(cfg.dataset, cfg.query.table)
+    if workload is not None and workload.joins:  # a multi-table workload: its predicates read the joined relation
+        table = workload.relation(load_dataset(cfg.dataset.name, limit=cfg.dataset.get("limit")))
+    else:
+        table = load_table(cfg.dataset, cfg.query.table)
     query = Query(table.name, drawn.filters, drawn.extracts)
     query.check(table)
     return query, table

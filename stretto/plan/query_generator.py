@@ -78,5 +78,8 @@ def queries_by_shape(
 
 
 def describe(query: Query) -> str:
+    """'F1 AND F2 EXTRACT E1 EXTRACT E2'; a query without filters starts with 'EXTRACT'."""
     text = " AND ".join(f.template.text for f in query.filters)
-    return " EXTRACT ".join([text, *(e.template.text for e in query.extracts)]) if query.extracts else text
+    for e in query.extracts:
+        text = f"{text} EXTRACT {e.template.text}".lstrip()
+    return text

@@ -11,8 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-
+from stretto.data.table import Table
 from stretto.errors import QueryError
 from stretto.plan.pipeline import Pipeline
 from stretto.plan.query import Query, SemExtract, SemFilter
@@ -39,14 +38,23 @@ class Workload:
         joins = tuple(step for step in pipeline.steps if isinstance(step, Join))
         return cls(config["dataset"], config["table"], filters, extracts, joins)
 
-    def relation(self, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-        """The rows the predicates read: `table` after the workload's joins (tables: name -> DataFrame)."""
+    def relation(self, tables: Mapping[str, Table]) -> Table:
+        """The table the predicates read: `table` itself, or with joins the joined relation (named `table`), whose
+        text columns are the ones the predicates read and whose label columns are the labels they name."""
         if self.table not in tables:
             raise QueryError(f"workload starts from unknown table '{self.table}'; tables: {sorted(tables)}")
-        frame = tables[self.table]
+        if not self.joins:
+            return tables[self.table]
+        frames = {name: table.df for name, table in tables.items()}
+        frame = frames[self.table]
         for join in self.joins:
-            frame = join.apply(frame, tables)
-        return frame.reset_index(drop=True)
+            frame = join.apply(frame, frames)
+        operators = (*self.filters, *self.extracts)
+        text = sorted({column for op in operators for column in op.template.columns})
+        labels = [op.label.column if isinstance(op, SemFilter) else op.label for op in operators if op.label]
+        return Table(
+            self.table, frame.reset_index(drop=True), text_columns=text, label_columns=list(dict.fromkeys(labels))
+        )
 
     def pipeline(self, query: Query) -> Pipeline:
         """The query as a pipeline over the dataset's tables: the workload's joins, then its semantic operators."""
