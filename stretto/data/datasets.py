@@ -162,7 +162,8 @@ def _load_rotowire() -> dict[str, Table]:
     The paper's pipelines join teams (players) -> teams_to_games (players_to_games) on `name`, then -> reports
     on `game_id`: one row per (team or player, game) with its report. The pair tables carry the box-score truth
     as label columns (ROTOWIRE_TEAM_TRUTH, ROTOWIRE_PLAYER_TRUTH), so the truth travels through those joins;
-    the two ground-truth tables hold it as published, plus the (name, game_id) their row positions refer to.
+    the two ground-truth tables hold the same values keyed by the (name, game_id) the published files' row
+    positions refer to.
     """
     root = BUNDLED_DIR / "rotowire"
     reports = Table.from_csv(root / "reports.csv", name="reports", text_columns=("report",), key="game_id")
