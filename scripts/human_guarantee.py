@@ -13,13 +13,13 @@ the labels like any other). Misses are against the human labels on every row of 
 
     .venv/bin/python scripts/human_guarantee.py            # results/human_guarantee.csv (+ _runs.csv; resumable)
     .venv/bin/python scripts/human_guarantee.py --workloads movie --sources column --targets 0.5 0.7 \
-        --path ladder+learned+scores                        # the descent too: keep thresholds can beat gold
+        --path learned+scores                               # a path other than the default ("auto")
 
-Columns: workload, query, target, label_source, path (Stretto's paths), runs, certified_runs, precision_misses_human,
-recall_misses_human, precision_miss_upper, recall_miss_upper (Clopper-Pearson 95% upper bounds of the miss rates
-among certified runs), fallback_or_refused_rate (runs that certified nothing: gold alone with `gold`, refused
-with `column`), refused_rate, met_rate_human (all runs that returned a result), total_over_gold_only (mean over
-the runs that ran).
+Columns: workload, query, target, label_source, path (Stretto's paths, "auto" resolved), runs, certified_runs,
+precision_misses_human, recall_misses_human, precision_miss_upper, recall_miss_upper (Clopper-Pearson 95% upper
+bounds of the miss rates among certified runs), fallback_or_refused_rate (runs that certified nothing: gold alone
+with `gold`, refused with `column`), refused_rate, met_rate_human (all runs that returned a result),
+total_over_gold_only (mean over the runs that ran).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from tqdm import tqdm
 from stretto.engine import run_query
 from stretto.errors import UncertifiableTargets
 from stretto.execution.gold import gold_decisions, gold_only_seconds
-from stretto.optimizer.gradient import GradientOptimizer, GradientSettings
+from stretto.optimizer.gradient import GradientOptimizer, GradientSettings, path_kinds
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
 
@@ -61,11 +61,11 @@ def cell_runs(workload: str, runs: int, targets, sources, path: str, done: set) 
         gold_seconds = gold_only_seconds(table, q, source, spec, gold_decisions(table, q, source, spec))
         for target in targets:
             for label_source in sources:
-                if (workload, name, target, label_source, path) in done:
-                    continue
-                for seed in tqdm(range(runs), desc=f"{workload} {label_source} {target} {name[:40]}", leave=False):
+                paths = "+".join(path_kinds(path, against_truth=label_source != "gold"))  # what "auto" resolves to
+                todo = [seed for seed in range(runs) if (workload, name, target, label_source, paths, seed) not in done]
+                for seed in tqdm(todo, desc=f"{workload} {label_source} {target} {name[:40]}", leave=False):
                     row = {"workload": workload, "query": name, "target": target, "label_source": label_source,
-                           "path": path, "seed": seed}  # fmt: skip
+                           "path": paths, "seed": seed}  # fmt: skip
                     try:
                         run = run_query(
                             table, q, source, spec, Targets(target, target, 0.95),
@@ -118,14 +118,14 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     parser = audit_parser(__doc__.splitlines()[0], "human_guarantee.csv")
     parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
-    parser.add_argument("--path", default="learned+scores", help="Stretto's Learn-then-Test paths (optimizer.path)")
+    parser.add_argument("--path", default="auto", help="Stretto's Learn-then-Test paths (optimizer.path)")
     args = parser.parse_args()
     logging.getLogger("stretto").setLevel(logging.ERROR)
     runs_path, runs = saved_runs(args.out)
     began = time.perf_counter()
     for workload in args.workloads:
         for target in args.targets:  # saved as each (workload, target) finishes: resumable
-            done = set(runs[KEY].itertuples(index=False)) if len(runs) else set()
+            done = set(runs[[*KEY, "seed"]].itertuples(index=False)) if len(runs) else set()
             new = cell_runs(workload, args.runs, [target], args.sources, args.path, done)
             runs = kept_runs(runs, new, runs_path)
             print(f"{workload} {target}: {time.perf_counter() - began:.0f} s", flush=True)

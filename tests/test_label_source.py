@@ -18,7 +18,7 @@ from stretto.engine import run_query
 from stretto.engine.label_source import sample_truth
 from stretto.errors import QueryError, UncertifiableTargets
 from stretto.optimizer.certify import gold_alone, plan_counts
-from stretto.optimizer.gradient import PAPER_RULE, GradientOptimizer, GradientSettings, to_plan
+from stretto.optimizer.gradient import PAPER_RULE, GradientOptimizer, GradientSettings, path_kinds, to_plan
 from stretto.optimizer.relaxation import Params, SampleTensors, evaluate
 from stretto.optimizer.simulate import gold_only_plan, simulate
 from stretto.plan.query import LabelSpec, Query
@@ -103,6 +103,9 @@ def test_a_labelled_column_certifies_against_the_truth_and_answers_the_sample():
         assert set(run.sample.tolist()) <= asked
     assert run.plan.certified and run.plan.notes["label_source"] == "column"
     assert run.problem.against_truth
+    # the default path against labels from another source adds the ladder (no embeddings here: no learned path)
+    assert run.plan.notes["path"] == "ladder+scores"
+    assert path_kinds("auto") == ["learned", "scores"] and path_kinds("auto", against_truth=True)[0] == "ladder"
 
 
 def test_a_query_gold_alone_cannot_meet_against_the_labels_is_refused_before_it_runs():

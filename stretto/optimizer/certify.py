@@ -47,7 +47,7 @@ from stretto.plan.targets import Targets
 log = logging.getLogger(__name__)
 
 CERTIFY_RULES = ("ltt", "paper")
-PATHS = ("ladder", "learned", "scores", "both")
+PATHS = ("ladder", "learned", "scores", "both", "auto")
 
 
 @dataclass(frozen=True)
