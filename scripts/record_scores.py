@@ -27,6 +27,7 @@ from stretto.operators.embedding import Embedder
 from stretto.operators.family import FamilySpec
 from stretto.operators.stored_embeddings import EmbeddingTable
 from stretto.plan.template import parse_template
+from stretto.plan.workload import Workload
 from stretto.profiling.profile import Profile, ProfileStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +44,10 @@ def main() -> None:
 
     workload = OmegaConf.load(ROOT / "conf" / "workload" / f"{args.workload}.yaml")
     family = OmegaConf.load(ROOT / "conf" / "family" / f"{args.family}.yaml")
-    table = load_dataset(workload.dataset, limit=args.limit)[workload.table]
+    # the relation the predicates read: the table itself, or (rotowire) its relational joins, one row per pair
+    table = Workload.of(OmegaConf.to_container(workload, resolve=True)).relation(load_dataset(workload.dataset))
+    if args.limit is not None:
+        table = table.head(args.limit)
     templates = [parse_template(f.template) for f in [*workload.filters, *(workload.get("extracts") or [])]]
     out = args.out or ROOT / "recordings" / f"{args.workload}.parquet"
     record_embeddings(table.df, templates, out.with_name(f"{out.stem}_embeddings.parquet"))
