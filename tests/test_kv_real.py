@@ -159,3 +159,26 @@ def test_rows_without_a_stored_cache_are_read_from_scratch_not_built(qwen05, rev
     assert [store.contains(qwen05.identity, FULL, x.prefix) for x in p] == [True, False] * 3
     with pytest.raises(ValueError, match="compressed"):
         KVCachedBackend(base, KVBuilder(qwen05, [KNORM], store), KNORM, scratch_when_missing=True)
+
+
+def test_an_asked_column_shares_its_documents_cache_and_stays_exact_fp32(tmp_path):
+    """{?name}: both teams of a rotowire game are asked on the game report's one stored cache, and each answer
+    equals its from-scratch prompt's in fp32 (the asked name is in the question, after the stored prefix)."""
+    from stretto.plan.workload import Workload
+
+    workload = Workload.of({"dataset": "rotowire", "table": "teams", "filters": [{"template": "{?name} won the game"
+                            " according to {report}"}], "joins": [{"table": "teams_to_games", "on": "name"},
+                           {"table": "reports", "on": "game_id"}]})  # fmt: skip
+    pairs = workload.relation(load_dataset("rotowire")).df
+    game = pairs[pairs.game_id == pairs.game_id.iloc[0]].head(2)
+    assert len(game) == 2 and game.name.nunique() == 2  # two teams, one report
+    model = load_model("qwen-0.5b", dtype="float32")
+    template = workload.filters[0].template
+    p = [operator_prompt(template, row, model.tokenizer) for row in game.to_dict("records")]
+    assert p[0].prefix == p[1].prefix and p[0].suffix != p[1].suffix
+    store = KVStore(tmp_path)
+    stored = cached(model, store, FULL, batch_size=1, variants=[FULL]).score(p, progress=False).scores
+    assert len(store.info()) == 1  # one stored cache serves both teams
+    scratch = TransformersBackend(model, batch_size=1).score(p, progress=False).scores
+    np.testing.assert_allclose(stored, scratch, atol=1e-4)
+    assert abs(stored[0] - stored[1]) > 1e-3  # the question differs, so the answers do
