@@ -121,7 +121,7 @@ def block(
     gold_answers = answers(audit_pairs, source.operator(join.template, family.gold_identity), store, progress=progress)
     positive, inside = gold_answers["score"].to_numpy() > 0.0, audit_pairs["_rank"].to_numpy() < join.k
     found, missed = int((positive & inside).sum()), int((positive & ~inside).sum())
-    shared_rows = int((np.bincount(audit_pairs["_left"].to_numpy()[positive]) > 1).sum()) if positive.any() else 0
+    shared_rows = int((np.bincount(audit_pairs["_left"].to_numpy()[positive]) > 1).sum())
     bound = blocking_recall_bound(found, missed, alpha) if found + missed else 0.0
     candidates = _subset(window, window.rank < join.k)
     report = BlockingReport(

@@ -89,21 +89,14 @@ def plan_p_value(counts: Counts, targets: Targets, upstream_recall: float = 1.0)
     Precision: given the k kept tuples, TP ~ Binomial(k, precision). Recall: given the m positives, TP ~
     Binomial(m, recall). Both conditional tests are exact, so the max is a valid p-value of the union null.
     When recall must hold at a higher confidence than precision (targets.recall_alpha: a blocking step upstream
-    spent part of recall's error), recall's p-value is weighted by (1 - alpha) / (1 - recall_alpha) >= 1, so a
-    test of the max at level delta tests precision at delta and recall at delta / weight.
+    spent part of recall's error), recall's p-value is divided by targets.recall_share <= 1, so a test of the max
+    at level delta tests precision at delta and recall at delta * recall_share.
     """
     recall_target = targets.recall / upstream_recall if upstream_recall > 0 else np.inf
-    weight = (1.0 - targets.alpha) / (1.0 - targets.recall_confidence)
     return max(
         binomial_p_value(counts.tp, counts.kept, targets.precision),
-        min(1.0, weight * binomial_p_value(counts.tp, counts.positives, recall_target)),
+        min(1.0, binomial_p_value(counts.tp, counts.positives, recall_target) / targets.recall_share),
     )
-
-
-def delta_of_recall(targets: Targets, delta: float) -> float:
-    """The level recall is tested at when the plan is tested at `delta`: delta, or its share
-    (1 - recall_alpha) / (1 - alpha) when recall must hold at a higher confidence (targets.recall_alpha)."""
-    return delta * (1.0 - targets.recall_confidence) / (1.0 - targets.alpha)
 
 
 def fixed_sequence(p_values: Iterable[float], delta: float) -> int:
@@ -314,25 +307,6 @@ def scores_path(
     return path
 
 
-__all__ = [
-    "CERTIFY_RULES",
-    "PATHS",
-    "Certification",
-    "Counts",
-    "binomial_p_value",
-    "certify_path",
-    "clopper_pearson_lower",
-    "could_certify",
-    "delta_of_recall",
-    "fixed_sequence",
-    "min_positives",
-    "plan_counts",
-    "plan_p_value",
-    "quantile_thresholds",
-    "scores_path",
-]
-
-
 def gold_alone(problem: PlanProblem, system: str, delta: float | None = None) -> PhysicalPlan:
     """The gold operator alone: every system's fallback. Against the gold operator's own answers its bounds are
     exact (the guarantees are relative to it). Against labels from another source (problem.against_truth) it is
@@ -347,7 +321,7 @@ def gold_alone(problem: PlanProblem, system: str, delta: float | None = None) ->
     c = plan_counts(problem, plan)
     # p <= delta exactly when both Clopper-Pearson lower bounds at confidence 1 - delta clear the targets
     could_p = clopper_pearson_lower(c.tp, c.kept, 1.0 - delta)
-    could_r = clopper_pearson_lower(c.tp, c.positives, 1.0 - delta_of_recall(targets, delta)) * upstream
+    could_r = clopper_pearson_lower(c.tp, c.positives, 1.0 - delta * targets.recall_share) * upstream
     if plan_p_value(c, targets, upstream) > delta:
         measured_p = c.tp / c.kept if c.kept else float("nan")
         measured_r = c.tp / c.positives if c.positives else float("nan")
@@ -366,3 +340,22 @@ def gold_alone(problem: PlanProblem, system: str, delta: float | None = None) ->
         bounds=f"Clopper-Pearson lower bounds on {problem.n_tuples} labels: the gold operator alone, tested "
         "against them",
     )
+
+
+__all__ = [
+    "CERTIFY_RULES",
+    "PATHS",
+    "Certification",
+    "Counts",
+    "binomial_p_value",
+    "certify_path",
+    "clopper_pearson_lower",
+    "could_certify",
+    "fixed_sequence",
+    "gold_alone",
+    "min_positives",
+    "plan_counts",
+    "plan_p_value",
+    "quantile_thresholds",
+    "scores_path",
+]

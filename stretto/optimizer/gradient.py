@@ -35,7 +35,6 @@ from stretto.optimizer.certify import (
     PATHS,
     certify_path,
     could_certify,
-    delta_of_recall,
     gold_alone,
     min_positives,
     plan_counts,
@@ -288,7 +287,7 @@ class GradientOptimizer:
         testable = [k for k in kinds if could_certify(parts[k], delta)]
         if not testable:
             largest = max((parts[k] for k in kinds), key=lambda p: p.n_tuples)
-            recall_delta = delta_of_recall(problem.targets, delta)
+            recall_delta = delta * problem.targets.recall_share
             needed = max(
                 min_positives(problem.targets.precision, delta),
                 min_positives(problem.targets.recall / max(problem.upstream_recall, 1e-12), recall_delta),

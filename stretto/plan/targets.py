@@ -31,6 +31,12 @@ class Targets:
         """The confidence recall must hold with: recall_alpha if set, else alpha."""
         return self.alpha if self.recall_alpha is None else self.recall_alpha
 
+    @property
+    def recall_share(self) -> float:
+        """Recall's share of a test's level: 1, or (1 - recall_alpha) / (1 - alpha) <= 1 when recall must hold at a
+        higher confidence. A plan tested at delta tests recall at delta * recall_share."""
+        return (1.0 - self.recall_confidence) / (1.0 - self.alpha)
+
     def split(self, ways: int) -> Targets:
         """The targets each of `ways` tests must meet for all of them to hold at once (Bonferroni: each target's
         error 1 - confidence divided by `ways`)."""
