@@ -53,37 +53,47 @@ def runs(shape: str, queries: int, systems, targets, growth: int = 0, path: str 
     usable, total = usable_queries(dataset, settings["min_positives"], filters, extracts)
     generated = generate(workload, filters, total, 0, extracts)
     picked = [(i, generated[usable[i % len(usable)]]) for i in range(queries)]
-    out = []
     cells = [(i, q, t, system) for i, q in picked for t in targets for system in systems]
-    for i, q, target, system in tqdm(cells, desc=shape, unit="run"):
-        decisions = gold_decisions(table, q, source, spec)
-        gold_only = gold_only_seconds(table, q, source, spec, decisions)
-        began = time.perf_counter()
-        answer = stretto.query(
-            table, [f.template.text for f in q.filters], [e.template.text for e in q.extracts],
-            precision=target, recall=target, system=system, family=spec, backend=source, embeddings=embeddings,
-            sample_fraction=settings["fraction"], seed=i, progress=False,
-            sample_growth=growth if system == "stretto" else 0,
-            settings={"path": path} if path and system == "stretto" else None,
-        )  # fmt: skip
-        quality = answer.quality("gold")
-        costs, plan = answer.costs, answer.plan
-        steps = [s.operator for c in plan.cascades for s in c.steps]
-        sampled = len(answer.run.sample)
-        out.append(
-            {
-                "dataset": shape, "query": i, "target": target, "system": system,
-                "precision": quality.precision, "recall": quality.recall,
-                "met": quality.precision >= target and quality.recall >= target,
-                "total_seconds": costs.total_seconds, "profile_seconds": costs.profile_seconds,
-                "optimize_seconds": costs.optimize_seconds, "execution_seconds": costs.execution_seconds,
-                "gold_only_seconds": gold_only, "fallback": sampled > 0 and (bool(plan.fallback) or not steps),
-                "labels": int((answer.run.profile.records["operator"] == spec.gold_identity).sum()),
-                "learned": any(is_learned(s) for s in steps),
-                "wall_seconds": time.perf_counter() - began,
-            }
-        )  # fmt: skip
-    return out
+    replay = {"family": spec, "backend": source, "embeddings": embeddings}
+    sampling = {"sample_fraction": settings["fraction"], "growth": growth, "path": path}
+    return [
+        {"dataset": shape, "query": i, **measure(table, q, i, target, system, replay, **sampling)}
+        for i, q, target, system in tqdm(cells, desc=shape, unit="run")
+    ]
+
+
+def measure(
+    table, q, seed: int, target: float, system: str, replay: dict, *, sample_fraction: float = 0.15,
+    sample_size: int | None = None, growth: int = 0, path: str | None = None,
+) -> dict:  # fmt: skip
+    """One replayed run of query `q` (its sample drawn with `seed`) by `system` at (target, target), judged
+    against the gold operator on the whole table, with its costs counted whole and gold alone's beside them."""
+    spec, source = replay["family"], replay["backend"]
+    decisions = gold_decisions(table, q, source, spec)
+    gold_only = gold_only_seconds(table, q, source, spec, decisions)
+    began = time.perf_counter()
+    answer = stretto.query(
+        table, [f.template.text for f in q.filters], [e.template.text for e in q.extracts],
+        precision=target, recall=target, system=system, **replay,
+        sample_fraction=sample_fraction, sample_size=sample_size, seed=seed, progress=False,
+        sample_growth=growth if system == "stretto" else 0,
+        settings={"path": path} if path and system == "stretto" else None,
+    )  # fmt: skip
+    quality = answer.quality("gold")
+    costs, plan = answer.costs, answer.plan
+    steps = [s.operator for c in plan.cascades for s in c.steps]
+    sampled = len(answer.run.sample)
+    return {
+        "target": target, "system": system,
+        "precision": quality.precision, "recall": quality.recall,
+        "met": quality.precision >= target and quality.recall >= target,
+        "total_seconds": costs.total_seconds, "profile_seconds": costs.profile_seconds,
+        "optimize_seconds": costs.optimize_seconds, "execution_seconds": costs.execution_seconds,
+        "gold_only_seconds": gold_only, "fallback": sampled > 0 and (bool(plan.fallback) or not steps),
+        "labels": int((answer.run.profile.records["operator"] == spec.gold_identity).sum()),
+        "learned": any(is_learned(s) for s in steps),
+        "wall_seconds": time.perf_counter() - began,
+    }  # fmt: skip
 
 
 def summarise(frame: pd.DataFrame) -> pd.DataFrame:
