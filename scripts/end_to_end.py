@@ -96,12 +96,14 @@ def measure(
     }  # fmt: skip
 
 
-def summarise(frame: pd.DataFrame) -> pd.DataFrame:
-    lotus = frame[frame.system == "lotus"].set_index(["dataset", "query", "target"])["execution_seconds"]
+def summarise(frame: pd.DataFrame, by=("dataset",), run=("dataset", "query")) -> pd.DataFrame:
+    """One row per (`by`..., target, system): the means of the runs; `run` names the columns that identify one
+    run's query and sample (execution / LOTUS execution compares the runs of the same query and sample)."""
+    lotus = frame[frame.system == "lotus"].set_index([*run, "target"])["execution_seconds"]
     frame = frame.assign(exec_over_lotus=frame.apply(
-        lambda r: r.execution_seconds / lotus.get((r.dataset, r.query, r.target), np.nan), axis=1
+        lambda r: r.execution_seconds / lotus.get(tuple(r[k] for k in [*run, "target"]), np.nan), axis=1
     ))  # fmt: skip
-    grouped = frame.groupby(["dataset", "target", "system"], sort=False)
+    grouped = frame.groupby([*by, "target", "system"], sort=False, dropna=False)
     table = grouped.agg(  # labels: the gold answers asked on the sample (distinct texts, per operator)
         queries=("query", "size"),
         met_rate=("met", "mean"),
@@ -116,7 +118,7 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
     table["total_over_gold_only"] = table.total_seconds / table.gold_only_seconds
     table["profile_share"] = table.pop("profile_seconds") / table.pop("all_seconds")
-    return table[COLUMNS].round(4)
+    return table[[*COLUMNS, *(key for key in by if key not in COLUMNS)]].round(4)
 
 
 def main() -> None:

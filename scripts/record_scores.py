@@ -90,8 +90,8 @@ def main() -> None:
 
 
 class BuildLog:
-    """The KV-cache build seconds of each chunk and model, as first measured (a resumed run, which finds the
-    caches stored, keeps the first figures): `<recording>_builds.csv`."""
+    """The KV-cache build seconds of each chunk and model, as first measured, per document built (a resumed run,
+    which finds the caches stored, keeps the first figures): `<recording>_builds.csv`."""
 
     COLUMNS = ("chunk", "model", "variants", "documents", "built", "seconds", "prefill_tokens", "seconds_per_document")
 
@@ -100,10 +100,10 @@ class BuildLog:
         self.rows = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=list(self.COLUMNS))
 
     def add(self, chunk: int, model: str, variants: int, stats: BuildStats) -> None:
-        if ((self.rows["chunk"] == chunk) & (self.rows["model"] == model)).any() or stats.built < stats.documents:
-            return  # logged already, or partly resumed: not a clean measurement of this chunk's build
+        if ((self.rows["chunk"] == chunk) & (self.rows["model"] == model)).any() or stats.built == 0:
+            return  # logged already, or resumed whole: nothing was built
         row = [chunk, model, variants, stats.documents, stats.built, round(stats.seconds, 3), stats.prefill_tokens,
-               round(stats.seconds / stats.documents, 4)]  # fmt: skip
+               round(stats.seconds / stats.built, 4)]  # fmt: skip
         self.rows = pd.concat([self.rows, pd.DataFrame([row], columns=list(self.COLUMNS))], ignore_index=True)
         tmp = self.path.with_suffix(".tmp")
         self.rows.to_csv(tmp, index=False)

@@ -1,0 +1,167 @@
+"""Scale: every system on the 8,530 Rotten Tomatoes reviews, and how its cost grows with the table.
+
+Replayed from recordings/movie_rt.parquet (`make scale` installs the table; the recording is made by
+`scripts/record_scores.py --workload movie_rt --chunk 250`, in the table's fixed random order, and may cover only
+its first rows: every slice here is a prefix of what is recorded). Queries: the 2- and 3-filter conjunctions of
+the workload's four predicates (conf/workload/movie_rt.yaml) whose gold result holds >= --min-positives rows of
+the smallest slice, each run with several sample seeds. Every run goes through the front door (`stretto.query`)
+and is counted whole (DESIGN.md section 7, as in scripts/end_to_end.py): gold labels on the sample + profiling +
+optimization + execution on the rest, against gold alone on every row. Stretto samples a fixed count of tuples
+(`sample_size`); LOTUS and BARGAIN sample the way their authors do (sample_size empty).
+
+    results/scale_rt.csv          the largest recorded slice, Stretto with samples of 300 / 600 / 1,000 tuples:
+                                  the columns of results/end_to_end.csv plus rows and sample_size
+    results/scale_growth.csv      the same queries on slices of 1,000 / 2,000 / 4,000 / 8,530 rows (those recorded)
+                                  at a fixed sample of --growth-sample tuples
+    results/scale_growth_fit.csv  per system and target, total seconds = a + b x rows fitted by least squares and
+                                  gold alone = g x rows: what total / gold-only total becomes at 100k and 1M rows
+    results/scale_growth.png      total / gold-only total against rows
+    (results/scale_*_runs.csv: one row per run)
+
+    .venv/bin/python scripts/scale_rt.py                                   # everything recorded so far
+    .venv/bin/python scripts/scale_rt.py --seeds 1 --targets 0.7 --sizes 600   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from end_to_end import COLUMNS, SYSTEMS, TARGETS, measure, summarise
+from paper_reproduction import replayed
+from tqdm import tqdm
+
+from stretto.execution.gold import gold_decisions
+from stretto.plan.query_generator import generate
+from stretto.profiling.profile import Profile, row_keys
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKLOAD = "movie_rt"
+SLICES = (1_000, 2_000, 4_000, 8_530)
+EXTRAPOLATE = (100_000, 1_000_000)
+
+
+def recorded_rows(table, workload, recording: Path) -> int:
+    """How many leading rows of the table the recording answers for every filter with every operator."""
+    records = Profile.load(recording).records
+    covered = np.ones(len(table), dtype=bool)
+    for predicate in workload.filters:
+        template = predicate.template
+        answered = records[records["template"] == template.text].groupby("row_key")["operator"].nunique()
+        full = set(answered[answered == answered.max()].index)
+        covered &= np.isin(row_keys(table.df, template), list(full))
+    return len(table) if covered.all() else int(np.argmin(covered))
+
+
+def grid(table, queries, seeds: int, targets, systems, replay: dict, sizes, rows: int) -> list[dict]:
+    """Every (query, seed, target, system) on the table's first `rows` rows; Stretto once per sample size."""
+    sliced = table.head(rows)
+    cells = [
+        (i, q, seed, target, system, size)
+        for i, q in enumerate(queries)
+        for seed in range(seeds)
+        for target in targets
+        for system in systems
+        for size in (sizes if system == "stretto" else [None])
+    ]
+    where = {"dataset": WORKLOAD, "rows": rows}
+    out = []
+    for i, q, seed, target, system, size in tqdm(cells, desc=f"{rows} rows", unit="run"):
+        measured = measure(sliced, q, seed, target, system, replay, sample_size=size)
+        out.append({**where, "sample_size": size, "query": i, "seed": seed, **measured})
+    return out
+
+
+def growth_fit(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (system, target): total seconds = a + b x rows and gold alone = g x rows (least squares over the
+    slices), and the ratio (a + b N) / (g N) they imply at N = 100k and 1M rows (b / g as N grows)."""
+    out = []
+    for (system, target), cell in table.groupby(["system", "target"], sort=False):
+        rows = cell["rows"].to_numpy(float)
+        b, a = np.polyfit(rows, cell["total_seconds"], 1) if len(cell) > 1 else (np.nan, np.nan)
+        g = float(rows @ cell["gold_only_seconds"] / (rows @ rows))
+        fitted = {f"ratio_at_{n}": (a + b * n) / (g * n) for n in EXTRAPOLATE}
+        out.append({"system": system, "target": target, "slices": len(cell), "fixed_seconds": a,
+                    "seconds_per_row": b, "gold_seconds_per_row": g, **fitted, "ratio_limit": b / g})  # fmt: skip
+    return pd.DataFrame(out).round(5)
+
+
+def plot_growth(table: pd.DataFrame, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    targets = sorted(table["target"].unique())
+    fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.6), sharey=True, squeeze=False)
+    for ax, target in zip(axes[0], targets, strict=True):
+        for system, cell in table[table["target"] == target].groupby("system", sort=False):
+            ax.plot(cell["rows"], cell["total_over_gold_only"], marker="o", label=system)
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set(xscale="log", title=f"targets ({target}, {target})", xlabel="rows")
+    axes[0][0].set_ylabel("total / gold-only total")
+    axes[0][0].legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS))
+    parser.add_argument("--targets", nargs="+", type=float, default=list(TARGETS))
+    parser.add_argument("--seeds", type=int, default=3, help="sample seeds per query")
+    parser.add_argument("--sizes", nargs="+", type=int, default=[300, 600, 1_000], help="Stretto's sample counts")
+    parser.add_argument("--growth-sample", type=int, default=600, help="the fixed sample count of the slices")
+    parser.add_argument("--min-positives", type=int, default=20, help="gold rows a query keeps in 1,000 rows")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["sizes", "growth"])
+    parser.add_argument("--out", type=Path, default=ROOT / "results")
+    args = parser.parse_args()
+    logging.getLogger("stretto").setLevel(logging.ERROR)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    workload, table, spec, source, embeddings = replayed(WORKLOAD)
+    replay = {"family": spec, "backend": source, "embeddings": embeddings}
+    recorded = recorded_rows(table, workload, ROOT / "recordings" / f"{WORKLOAD}.parquet")
+    slices = [n for n in SLICES if n <= recorded] or [recorded]
+    pool = generate(workload, [2, 3], len(workload.conjunctions([2, 3], [0])), 0)
+    smallest = table.head(slices[0])
+    queries = [q for q in pool if gold_decisions(smallest, q, source, spec).all(axis=0).sum() >= args.min_positives]
+    names = [" AND ".join(f.template.text.removeprefix("{text} ") for f in q.filters) for q in queries]
+    print(f"{recorded} of {len(table)} rows recorded; slices {slices}; {len(queries)} of {len(pool)} queries keep "
+          f">= {args.min_positives} gold rows of the first {slices[0]}: {names}")  # fmt: skip
+    grid_of = {
+        "sizes": [(slices[-1], args.sizes)],
+        "growth": [(n, [args.growth_sample]) for n in slices],
+    }
+    for part in [p for p in grid_of if p not in args.skip]:
+        frame = pd.DataFrame(
+            [
+                r
+                for rows, sizes in grid_of[part]
+                for r in grid(table, queries, args.seeds, args.targets, args.systems, replay, sizes, rows)
+            ]
+        )
+        write(frame, args.out, part)
+
+
+def write(frame: pd.DataFrame, out: Path, part: str) -> None:
+    """The runs, their summary (and for the growth part its fit and plot), printed and written under `out`."""
+    name = {"sizes": "scale_rt", "growth": "scale_growth"}[part]
+    frame.to_csv(out / f"{name}_runs.csv", index=False)
+    by = ("dataset", "rows", "sample_size")
+    summary = summarise(frame, by=by, run=("dataset", "rows", "query", "seed"))[[*by, *COLUMNS[1:]]]
+    summary.to_csv(out / f"{name}.csv", index=False)
+    with pd.option_context("display.width", 220, "display.max_columns", 20):
+        print(summary.to_string(index=False))
+        if part == "growth":
+            fit = growth_fit(summary)
+            fit.to_csv(out / "scale_growth_fit.csv", index=False)
+            print(fit.to_string(index=False))
+            plot_growth(summary, out / "scale_growth.png")
+
+
+if __name__ == "__main__":
+    main()
