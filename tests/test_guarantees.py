@@ -3,10 +3,10 @@ import pytest
 import torch
 from scipy import stats
 
+from stretto.optimizer.certify import clopper_pearson_lower
 from stretto.optimizer.guarantees import (
     _normal_approx,
     blended_recall,
-    clopper_pearson_lower,
     forced_keep,
     lower_bound,
 )

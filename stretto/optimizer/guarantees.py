@@ -51,14 +51,6 @@ def lower_bound(successes: torch.Tensor, failures: torch.Tensor, alpha: float, k
     return approx + (torch.as_tensor(exact, dtype=approx.dtype, device=approx.device) - approx).detach()
 
 
-def clopper_pearson_lower(successes: int, trials: int, alpha: float) -> float:
-    """Exact one-sided binomial lower bound: holds with probability >= alpha for every true rate."""
-    check_alpha(alpha)
-    if successes == 0:
-        return 0.0
-    return float(stats.beta.ppf(1.0 - alpha, successes, trials - successes + 1))
-
-
 def blended_recall(recall_sample: torch.Tensor, recall_lower: torch.Tensor, sample_fraction: float) -> torch.Tensor:
     """Recall over the whole table: known exactly on the profiled sample, bounded on the remainder."""
     if not 0.0 <= sample_fraction <= 1.0:
