@@ -9,6 +9,7 @@ import pytest
 from stretto.data.table import Table
 from stretto.engine.pipeline import join_candidates, run_pipeline
 from stretto.errors import QueryError
+from stretto.operators.blocking import clustered_recall_lower
 from stretto.operators.family import FamilySpec
 from stretto.optimizer.gradient import GradientOptimizer, GradientSettings
 from stretto.plan.pipeline import Pipeline, scan
@@ -257,8 +258,8 @@ def test_a_join_whose_blocking_caps_recall_below_the_target_says_its_result_is_n
 
 
 def test_blocking_says_when_matched_pairs_share_a_left_row():
-    """The recall bound counts matched pairs as independent draws: exact when each audited left row holds at most
-    one match (the restaurants), approximate when several share one (sampled in clusters), and the report says so."""
+    """The recall bound counts matched pairs as draws when each audited left row holds at most one match (the
+    restaurants); when several share one (sampled in clusters) it counts rows, and the report says so."""
     tables = restaurant_tables()
     twice = pd.DataFrame({"record": [f"place #{i}, {way} {i}" for i in range(40) for way in ("avenue", "road")]})
     tables["b"] = Table("b", twice, text_columns=["record"])
@@ -271,6 +272,11 @@ def test_blocking_says_when_matched_pairs_share_a_left_row():
     assert run.blocking.audited_rows == len(audited)
     assert run.blocking.shared_rows == int((audited < 40).sum()) > 0  # places 0-39 have two records each
     assert run.blocking.found + run.blocking.missed == 2 * run.blocking.shared_rows
-    assert f"but {run.blocking.shared_rows} audited left rows hold several" in run.blocking.assumption
+    assert f"{run.blocking.shared_rows} audited left rows hold several matches" in run.blocking.assumption
+    assert "counts rows, not pairs" in run.blocking.assumption
+    assert run.blocking.missed == 0  # both records of each place rank in its top 2: counted per row
+    both = np.where(audited < 40, 2, 0)
+    confidence = 1.0 - (1.0 - 0.9) / 2
+    assert run.blocking.recall_lower == clustered_recall_lower(both, both, 60, confidence, 6, seed=0)
     _, _, one_each = restaurant_join(Targets(0.7, 0.7, 0.9))
-    assert one_each.blocking.shared_rows == 0 and "approximate" not in one_each.blocking.assumption
+    assert one_each.blocking.shared_rows == 0 and "counts rows" not in one_each.blocking.assumption

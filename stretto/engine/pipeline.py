@@ -22,7 +22,14 @@ import pandas as pd
 from stretto.data.table import Table
 from stretto.engine.query import Optimizer, QueryRun, run_query
 from stretto.execution.cascade_executor import OperatorSource
-from stretto.operators.blocking import Candidates, blocking_recall_bound, key_pairs, text_of, top_k_pairs
+from stretto.operators.blocking import (
+    Candidates,
+    blocking_recall_bound,
+    clustered_recall_lower,
+    key_pairs,
+    text_of,
+    top_k_pairs,
+)
 from stretto.operators.family import FamilySpec
 from stretto.plan.pipeline import Pipeline, SemJoin
 from stretto.plan.query import Query, SemExtract, SemFilter
@@ -39,7 +46,7 @@ class BlockingReport:
     audited_rows: int  # left rows whose window the gold operator answered
     found: int  # gold positives inside the top k of those rows
     missed: int  # gold positives ranked k..window
-    recall_lower: float  # B, at confidence 1 - (1 - alpha) / 2
+    recall_lower: float  # B, at confidence 1 - (1 - alpha) / 2 (over rows when matches share a left row)
     seconds: float  # wall seconds of blocking: embedding + the audit (whose answers may come from the store)
     audit_operator_seconds: float  # the audit's gold answers as measured (counted as profiling)
     embedding_seconds: float = 0.0
@@ -52,11 +59,11 @@ class BlockingReport:
         if not self.window:
             return "a relational key: nothing is missed"
         beyond = f"pairs ranked beyond the top {self.window} of each left row are taken as non-matches (not bounded)"
-        if not self.shared_rows:  # each positive is its own sampled left row: the binomial count is exact
+        if not self.shared_rows:  # each positive is its own sampled left row: the pairs are the draws
             return beyond
         return (
-            f"{beyond}; the bound counts matched pairs as independent draws, but {self.shared_rows} audited left "
-            "rows hold several (pairs are sampled in clusters by left row), so it is approximate"
+            f"{beyond}; {self.shared_rows} audited left rows hold several matches (pairs are sampled in clusters "
+            "by left row), so the recall bound counts rows, not pairs (a betting bound)"
         )
 
 
@@ -121,8 +128,14 @@ def block(
     gold_answers = answers(audit_pairs, source.operator(join.template, family.gold_identity), store, progress=progress)
     positive, inside = gold_answers["score"].to_numpy() > 0.0, audit_pairs["_rank"].to_numpy() < join.k
     found, missed = int((positive & inside).sum()), int((positive & ~inside).sum())
-    shared_rows = int((np.bincount(audit_pairs["_left"].to_numpy()[positive]) > 1).sum())
-    bound = blocking_recall_bound(found, missed, alpha) if found + missed else 0.0
+    row = np.searchsorted(audited, audit_pairs["_left"].to_numpy())  # each pair's audited left row
+    found_per_row = np.bincount(row, weights=positive & inside, minlength=len(audited))
+    matches_per_row = np.bincount(row, weights=positive, minlength=len(audited))
+    shared_rows = int((matches_per_row > 1).sum())
+    if shared_rows:  # pairs were drawn in clusters (by left row): the row is the draw
+        bound = clustered_recall_lower(found_per_row, matches_per_row, len(left), alpha, join.window, seed=seed)
+    else:
+        bound = blocking_recall_bound(found, missed, alpha) if found + missed else 0.0
     candidates = _subset(window, window.rank < join.k)
     report = BlockingReport(
         len(candidates), all_pairs, len(audited), found, missed, bound, time.perf_counter() - began,

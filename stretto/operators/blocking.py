@@ -108,6 +108,52 @@ def blocking_recall_bound(found: int, missed: int, alpha: float) -> float:
         raise QueryError(str(err)) from err
 
 
+def clustered_recall_lower(
+    found: np.ndarray, matches: np.ndarray, rows: int, confidence: float, window: int, *, seed: int = 0
+) -> float:
+    """Lower confidence bound on blocking recall R = sum(f) / sum(m) over all `rows` left rows, from a uniform
+    sample of left rows drawn without replacement: row i of the sample holds `matches[i]` gold positives in its
+    window, `found[i]` of them inside its top k. A row's pairs were drawn together (a cluster), so the row is the
+    draw: unlike a count of pairs, this holds however the matches cluster.
+
+    For a candidate bound b, x_i = (f_i - b m_i + b W) / W lies in [0, 1] (W = `window`, the most matches a row
+    can hold) and the mean of x over all rows is >= b exactly when R >= b. "R < b" is rejected by betting against
+    it (Waudby-Smith and Ramdas, "Estimating means of bounded random variables by betting", JRSS-B 86(1), 2024:
+    the capital prod(1 + lambda_t (x_t - m_t)) with m_t the mean of the rows not yet drawn under mean b, their
+    sampling without replacement, section 6; predictable plug-in bets as BARGAIN's fixed-size test, truncated at
+    3/4 / m_t): under "R < b" it is a nonnegative supermartingale, so it reaches 1 / (1 - confidence) with
+    probability at most 1 - confidence (Ville). The bound is the largest b of a grid of step 1/200 such that b and
+    every grid point below it are rejected: it exceeds R with probability at most 1 - confidence.
+    """
+    found, matches = np.asarray(found, dtype=float), np.asarray(matches, dtype=float)
+    if found.shape != matches.shape or (found < 0).any() or (found > matches).any() or (matches > window).any():
+        raise QueryError("each audited row needs 0 <= found <= matches <= window")
+    if not 0.0 < confidence < 1.0:
+        raise QueryError(f"confidence alpha={confidence} is outside (0, 1)")
+    if not matches.sum():
+        return 0.0
+    n = len(found)
+    order = np.random.default_rng(seed).permutation(n)  # the draws in a uniformly random order
+    f, m = found[order], matches[order]
+    grid = np.arange(1, 201)[:, None] / 200.0  # candidate bounds b, one per row of the arrays below
+    x = (f - grid * m + grid * window) / window  # (bounds, draws), each in [0, 1]
+    t = np.arange(n)  # draws before this one
+    before, squares_before = np.cumsum(x, axis=1) - x, np.cumsum(x * x, axis=1) - x * x  # sums of earlier draws
+    remaining_mean = (rows * grid - before) / (rows - t)  # the next draw's mean if the rows' mean were b
+    centre = (0.5 + before) / (t + 1)  # the bet reads only the draws before it (predictable)
+    variance = (0.25 + squares_before - 2 * centre * before + t * centre**2) / (t + 1)
+    delta = 1.0 - confidence
+    bet = np.sqrt(2.0 * np.log(2.0 / delta) / (n * variance))
+    bet = np.minimum(bet, 0.75 / np.where(remaining_mean > 0, remaining_mean, np.inf))
+    # x >= 0: rows drawn that already sum past N b (or, every row drawn, reach it) prove a mean >= b
+    drawn = np.cumsum(x, axis=1)
+    impossible = (drawn > rows * grid + 1e-9).any(axis=1) | ((n == rows) & (drawn[:, -1] >= rows * grid[:, 0] - 1e-9))
+    log_capital = np.cumsum(np.log1p(np.clip(bet * (x - remaining_mean), -1.0 + 1e-12, None)), axis=1)
+    rejected = impossible | (log_capital.max(axis=1) >= np.log(1.0 / delta))
+    passed = np.cumprod(rejected)  # b and every grid point below it rejected
+    return float(grid[passed.astype(bool), 0].max()) if passed.any() else 0.0
+
+
 def text_of(df: pd.DataFrame, columns: Sequence[str]) -> list[str]:
     """One string per row, the named columns joined with ", " (what the embedder reads for a record).
 
