@@ -72,14 +72,17 @@ def write_summary(table: pd.DataFrame, out: Path) -> None:
         print(table.to_string(index=False))
 
 
-def optimizer(rule: str, seed: int, fast: bool) -> GradientOptimizer:
+def optimizer(rule: str, seed: int, fast: bool, certify_fraction: float | None = None) -> GradientOptimizer:
     if rule == "ltt":
-        return GradientOptimizer(GradientSettings(seed=seed))
+        held_out = {} if certify_fraction is None else {"certify_fraction": certify_fraction}
+        return GradientOptimizer(GradientSettings(seed=seed, **held_out))
     quick = {"jobs": 16, "steps": 60, "refine_steps": 30} if fast else {}
     return GradientOptimizer(GradientSettings(seed=seed, **PAPER_RULE, **quick))
 
 
-def cell_runs(workload: str, queries: int, runs: int, rules, targets, fast: bool, done: set) -> pd.DataFrame:
+def cell_runs(
+    workload: str, queries: int, runs: int, rules, targets, fast: bool, done: set, certify_fraction: float | None = None
+) -> pd.DataFrame:
     """Every run not yet in `done` ((workload, query, target, rule) cells), one row each."""
     settings = DATASET_SETTINGS[workload]
     spec_workload, table, spec, source, embeddings = replayed(workload)
@@ -100,8 +103,9 @@ def cell_runs(workload: str, queries: int, runs: int, rules, targets, fast: bool
                 if (workload, name, target, rule) in done:
                     continue
                 for seed in tqdm(range(runs), desc=f"{workload} {rule} {target} {name[:40]}", leave=False):
+                    rule_optimizer = optimizer(rule, seed, fast, certify_fraction)
                     run = run_query(
-                        table, q, source, spec, Targets(target, target, 0.95), optimizer(rule, seed, fast),
+                        table, q, source, spec, Targets(target, target, 0.95), rule_optimizer,
                         sample_fraction=settings["fraction"], seed=seed, progress=False, embeddings=embeddings,
                     )  # fmt: skip
                     kept = run.execution.kept
@@ -162,6 +166,9 @@ def main() -> None:
     parser.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
     parser.add_argument("--paper-fast", action="store_true", help="the paper rule with 16 restarts x 60 + 30 steps")
     parser.add_argument("--paper-runs", type=int, default=None, help="runs per cell of the paper rule (default --runs)")
+    parser.add_argument(
+        "--certify-fraction", type=float, default=None, help="the default rule's held-out share (default its own)"
+    )
     args = parser.parse_args()
     logging.getLogger("stretto").setLevel(logging.ERROR)
     runs_path, runs = saved_runs(args.out)
@@ -173,7 +180,9 @@ def main() -> None:
                     set(runs[["workload", "query", "target", "rule"]].itertuples(index=False)) if len(runs) else set()
                 )
                 count = args.paper_runs if rule == "paper" and args.paper_runs else args.runs
-                new = cell_runs(workload, args.queries, count, [rule], [target], args.paper_fast, done)
+                new = cell_runs(
+                    workload, args.queries, count, [rule], [target], args.paper_fast, done, args.certify_fraction
+                )
                 runs = kept_runs(runs, new, runs_path)
                 print(f"{workload} {rule} {target}: {time.perf_counter() - began:.0f} s", flush=True)
     write_summary(summarise(runs), args.out)

@@ -56,7 +56,7 @@ def test_paper_rule_is_deterministic_and_its_bounds_come_from_the_held_out_tuple
     """The paper's rule (`certify=paper`, `bound=beta`): the cheapest job passing on the held-out half, with
     the Beta bounds and the row-share recall blend recomputed here from that half (split by its own stream)."""
     problem, *_ = problem_for(fraction=0.5)
-    paper = GradientSettings(jobs=32, steps=80, refine_steps=40, certify="paper", bound="beta")
+    paper = GradientSettings(jobs=32, steps=80, refine_steps=40, certify="paper", bound="beta", certify_fraction=0.5)
     a = GradientOptimizer(paper).optimize(problem)
     b = GradientOptimizer(paper).optimize(problem)
     assert a.cascades == b.cascades and a.notes["certify"] == "paper"

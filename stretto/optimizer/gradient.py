@@ -54,8 +54,10 @@ log = logging.getLogger(__name__)
 # The paper's rule (Beta(1,1) bounds; the cheapest restart that passes on the held-out half) over the paper's
 # operators (the LLM family, no learned operator), which the committed reproduction results were made with:
 # GradientSettings(**PAPER_RULE), or optimizer.certify=paper optimizer.bound=beta optimizer.profile=family
-# optimizer.learned=false.
-PAPER_RULE: dict[str, str | bool] = {"certify": "paper", "bound": "beta", "profile": "family", "learned": False}
+# optimizer.learned=false optimizer.certify_fraction=0.5.
+PAPER_RULE: dict[str, str | bool | float] = {
+    "certify": "paper", "bound": "beta", "profile": "family", "learned": False, "certify_fraction": 0.5,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,9 @@ class GradientSettings:
     path: str = "auto"
     rungs: int = 4  # ladder: targets T + k (G - T) / rungs, k < rungs, G: gold alone's tuning bound
     score_steps: int = 40  # scores: the band's steps
-    certify_fraction: float = 0.5  # share of the sample kept out of tuning (ladder, paper); certifies the plan
+    # share of the sample kept out of tuning (learned, ladder, paper), which certifies the plan: 0.8 certified 187 /
+    # 30 of 200 movie runs at .7 / .9 where 0.5 (the paper's held-out half, pinned by PAPER_RULE) certified 144 / 14
+    certify_fraction: float = 0.8
     # Which of the family's operators are profiled on the sample: `family` (every one), `gold` (its labels alone:
     # the learned operators over the stored embeddings are then the only cheap candidates), or `auto` (gold
     # alone where the documents have stored embeddings, else the family). On the movie reviews the learned
