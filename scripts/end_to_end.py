@@ -13,6 +13,7 @@ with >= 20 gold rows (query i with sample seed i, 15% samples); Enron, >= 10 gol
     results/end_to_end.csv        dataset, target, system, queries, met_rate, total_seconds, gold_only_seconds,
                                   total_over_gold_only, exec_over_lotus, profile_share, fallback_rate, labels
     results/end_to_end_runs.csv   one row per run
+    results/end_to_end_total_frontier.png / .csv   total / gold alone vs F1 against gold, per system and target
 
     .venv/bin/python scripts/end_to_end.py                       # everything (about 15 minutes on 2 cores)
     .venv/bin/python scripts/end_to_end.py --queries 4 --datasets movie   # a quick look
@@ -33,6 +34,7 @@ from tqdm import tqdm
 import stretto
 from stretto.api import embedding_source
 from stretto.execution.gold import gold_decisions, gold_only_seconds
+from stretto.experiment.plots import total_frontier
 from stretto.operators.learned import is_learned
 from stretto.plan.query_generator import generate
 
@@ -144,6 +146,7 @@ def main() -> None:
     frame.to_csv(args.out.with_name(f"{args.out.stem}_runs.csv"), index=False)
     table = summarise(frame)
     table.to_csv(args.out, index=False)
+    total_frontier(frame, args.out.parent, prefix=f"{args.out.stem}_")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string(index=False))
     for dataset in dict.fromkeys(SHAPES[s][0] for s in args.datasets):

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from stretto.errors import QueryError
 from stretto.experiment.cli import CONF_DIR
-from stretto.experiment.plots import draw_all, runs_frame
+from stretto.experiment.plots import draw_all, runs_frame, total_frontier
 from stretto.experiment.run import run_job
 from stretto.experiment.sweep import cell_key, run_cell
 from stretto.experiment.systems import system_label, system_overrides
@@ -112,6 +112,22 @@ def test_plots_render_from_a_small_mlflow_store(tmp_path):
     assert kv.auc_vs_gold.between(0, 1).all()
     with pytest.raises(QueryError, match="no finished runs"):
         runs_frame(tracking, "no_such_sweep")
+
+
+def test_total_frontier_draws_each_systems_whole_cost_against_f1(tmp_path):
+    """Mean per (dataset, target, system) of total / gold alone and of F1 against gold (0 when nothing is right)."""
+    runs = pd.DataFrame(
+        {
+            "dataset": ["movie"] * 3, "target": [0.7] * 3, "system": ["stretto", "stretto", "lotus"],
+            "precision": [1.0, 0.5, 0.0], "recall": [0.5, 1.0, 0.0],
+            "total_seconds": [60.0, 100.0, 90.0], "gold_only_seconds": [100.0, 100.0, 100.0],
+        }
+    )  # fmt: skip
+    assert total_frontier(runs, tmp_path, prefix="e_").name == "e_total_frontier.png"
+    table = pd.read_csv(tmp_path / "e_total_frontier.csv").set_index("system")
+    assert table.loc["stretto", "total_over_gold_only"] == pytest.approx(0.8)
+    assert table.loc["stretto", "f1_gold"] == pytest.approx(2 / 3) and table.loc["stretto", "runs"] == 2
+    assert table.loc["lotus", "f1_gold"] == 0.0 and table.loc["lotus", "total_over_gold_only"] == pytest.approx(0.9)
 
 
 def test_compare_prints_one_table_and_writes_the_frontier(tmp_path):

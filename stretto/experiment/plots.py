@@ -3,6 +3,7 @@
 `runs_frame` turns the child runs of a sweep (or a whole experiment) into one row per run with the columns
 every plot reads; the plots aggregate per (dataset, target, system):
 - frontier:     execution seconds vs F1 against gold, per system (one point per target)
+- total_frontier: whole cost over gold alone's vs F1 against gold (from replayed runs: scripts/end_to_end.py)
 - met_rate:     fraction of runs meeting both targets, against gold and human labels
 - speedup:      LOTUS's and gold-only's execution seconds over each system's, on the same cells
 - kv_frontier:  per physical operator, seconds per tuple vs AUC against the gold operator
@@ -104,6 +105,30 @@ def frontier(runs: pd.DataFrame, out: Path, prefix: str = "") -> Path:
         ax.set(title=dataset, xlabel="execution seconds per query", ylabel="F1 vs gold")
         ax.legend(fontsize=8)
     return _save(fig, table, out, f"{prefix}frontier")
+
+
+def total_frontier(runs: pd.DataFrame, out: Path, prefix: str = "") -> Path:
+    """Each system's whole cost (labels + profiling + optimization + execution) over gold alone's vs F1 against
+    gold, mean per (dataset, target, system); runs need precision, recall, total_seconds, gold_only_seconds."""
+    both = runs["precision"] + runs["recall"]
+    scored = runs.assign(
+        f1_gold=(2 * runs["precision"] * runs["recall"] / both).where(both > 0, 0.0),
+        total_over_gold_only=runs["total_seconds"] / runs["gold_only_seconds"],
+    )
+    table = scored.groupby(GROUP, as_index=False).agg(
+        total_over_gold_only=("total_over_gold_only", "mean"), f1_gold=("f1_gold", "mean"), runs=("system", "size")
+    )
+    fig, panels = _per_dataset(table, "Total cost vs F1 (against gold), mean per target")
+    for ax, dataset, rows in panels:
+        for system, points in rows.groupby("system"):
+            points = points.sort_values("total_over_gold_only")
+            ax.plot(points.total_over_gold_only, points.f1_gold, marker="o", label=system)
+            for _, p in points.iterrows():
+                ax.annotate(f"{p.target:g}", (p.total_over_gold_only, p.f1_gold), fontsize=7, alpha=0.7)
+        ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set(title=dataset, xlabel="total seconds / gold alone's", ylabel="F1 vs gold")
+        ax.legend(fontsize=8)
+    return _save(fig, table, out, f"{prefix}total_frontier")
 
 
 def met_rate(runs: pd.DataFrame, out: Path, prefix: str = "") -> Path:
