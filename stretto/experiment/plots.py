@@ -95,16 +95,25 @@ def frontier(runs: pd.DataFrame, out: Path, prefix: str = "") -> Path:
     table = runs.groupby(GROUP, as_index=False).agg(
         exec_seconds=("exec_seconds", "mean"), f1_gold=("f1_gold", "mean"), runs=("system", "size")
     )
-    fig, panels = _per_dataset(table, "Runtime vs F1 (against gold), mean per target")
+    title = "Runtime vs F1 (against gold), mean per target"
+    fig = _cost_against_f1(table, "exec_seconds", "execution seconds per query", title)
+    return _save(fig, table, out, f"{prefix}frontier")
+
+
+def _cost_against_f1(table: pd.DataFrame, cost: str, xlabel: str, title: str, line_at: float | None = None):
+    """One panel per dataset, one line per system through its targets: `cost` against F1 vs gold."""
+    fig, panels = _per_dataset(table, title)
     for ax, dataset, rows in panels:
         for system, points in rows.groupby("system"):
-            points = points.sort_values("exec_seconds")
-            ax.plot(points.exec_seconds, points.f1_gold, marker="o", label=system)
+            points = points.sort_values(cost)
+            ax.plot(points[cost], points.f1_gold, marker="o", label=system)
             for _, p in points.iterrows():
-                ax.annotate(p.target, (p.exec_seconds, p.f1_gold), fontsize=7, alpha=0.7)
-        ax.set(title=dataset, xlabel="execution seconds per query", ylabel="F1 vs gold")
+                ax.annotate(str(p.target), (p[cost], p.f1_gold), fontsize=7, alpha=0.7)
+        if line_at is not None:
+            ax.axvline(line_at, color="grey", lw=0.8, ls="--")
+        ax.set(title=dataset, xlabel=xlabel, ylabel="F1 vs gold")
         ax.legend(fontsize=8)
-    return _save(fig, table, out, f"{prefix}frontier")
+    return fig
 
 
 def total_frontier(runs: pd.DataFrame, out: Path, prefix: str = "") -> Path:
@@ -118,16 +127,8 @@ def total_frontier(runs: pd.DataFrame, out: Path, prefix: str = "") -> Path:
     table = scored.groupby(GROUP, as_index=False).agg(
         total_over_gold_only=("total_over_gold_only", "mean"), f1_gold=("f1_gold", "mean"), runs=("system", "size")
     )
-    fig, panels = _per_dataset(table, "Total cost vs F1 (against gold), mean per target")
-    for ax, dataset, rows in panels:
-        for system, points in rows.groupby("system"):
-            points = points.sort_values("total_over_gold_only")
-            ax.plot(points.total_over_gold_only, points.f1_gold, marker="o", label=system)
-            for _, p in points.iterrows():
-                ax.annotate(f"{p.target:g}", (p.total_over_gold_only, p.f1_gold), fontsize=7, alpha=0.7)
-        ax.axvline(1.0, color="grey", lw=0.8, ls="--")
-        ax.set(title=dataset, xlabel="total seconds / gold alone's", ylabel="F1 vs gold")
-        ax.legend(fontsize=8)
+    title = "Total cost vs F1 (against gold), mean per target"
+    fig = _cost_against_f1(table, "total_over_gold_only", "total seconds / gold alone's", title, line_at=1.0)
     return _save(fig, table, out, f"{prefix}total_frontier")
 
 
