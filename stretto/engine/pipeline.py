@@ -127,10 +127,11 @@ def block(
     audit_pairs = pair_relation(left, right, _subset(window, in_audit))
     gold_answers = answers(audit_pairs, source.operator(join.template, family.gold_identity), store, progress=progress)
     positive, inside = gold_answers["score"].to_numpy() > 0.0, audit_pairs["_rank"].to_numpy() < join.k
-    found, missed = int((positive & inside).sum()), int((positive & ~inside).sum())
     row = np.searchsorted(audited, audit_pairs["_left"].to_numpy())  # each pair's audited left row
     found_per_row = np.bincount(row, weights=positive & inside, minlength=len(audited))
     matches_per_row = np.bincount(row, weights=positive, minlength=len(audited))
+    found = int(found_per_row.sum())
+    missed = int(matches_per_row.sum()) - found
     shared_rows = int((matches_per_row > 1).sum())
     if shared_rows:  # pairs were drawn in clusters (by left row): the row is the draw
         bound = clustered_recall_lower(found_per_row, matches_per_row, len(left), alpha, join.window, seed=seed)

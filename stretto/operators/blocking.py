@@ -138,7 +138,8 @@ def clustered_recall_lower(
     grid = np.arange(1, 201)[:, None] / 200.0  # candidate bounds b, one per row of the arrays below
     x = (f - grid * m + grid * window) / window  # (bounds, draws), each in [0, 1]
     t = np.arange(n)  # draws before this one
-    before, squares_before = np.cumsum(x, axis=1) - x, np.cumsum(x * x, axis=1) - x * x  # sums of earlier draws
+    drawn = np.cumsum(x, axis=1)  # sums up to and including each draw
+    before, squares_before = drawn - x, np.cumsum(x * x, axis=1) - x * x  # sums of the earlier draws
     remaining_mean = (rows * grid - before) / (rows - t)  # the next draw's mean if the rows' mean were b
     centre = (0.5 + before) / (t + 1)  # the bet reads only the draws before it (predictable)
     variance = (0.25 + squares_before - 2 * centre * before + t * centre**2) / (t + 1)
@@ -146,7 +147,6 @@ def clustered_recall_lower(
     bet = np.sqrt(2.0 * np.log(2.0 / delta) / (n * variance))
     bet = np.minimum(bet, 0.75 / np.where(remaining_mean > 0, remaining_mean, np.inf))
     # x >= 0: rows drawn that already sum past N b (or, every row drawn, reach it) prove a mean >= b
-    drawn = np.cumsum(x, axis=1)
     impossible = (drawn > rows * grid + 1e-9).any(axis=1) | ((n == rows) & (drawn[:, -1] >= rows * grid[:, 0] - 1e-9))
     log_capital = np.cumsum(np.log1p(np.clip(bet * (x - remaining_mean), -1.0 + 1e-12, None)), axis=1)
     rejected = impossible | (log_capital.max(axis=1) >= np.log(1.0 / delta))
