@@ -72,6 +72,7 @@ def main() -> None:
     builds = BuildLog(out.with_name(f"{out.stem}_builds.csv"))
     began, recorded = time.perf_counter(), []
     for number, rows in enumerate(chunks):
+        chunk_began = time.perf_counter()
         # offline, before any timing: the chunk's KV caches (their seconds are logged on their own, once)
         for identity, variants, stats in source.build_caches(templates, rows):
             print(f"{identity}: caches of {stats.documents} documents, {len(variants)} variant(s) "
@@ -83,10 +84,10 @@ def main() -> None:
                 mean = recorded[-1].records["seconds"].mean()
                 print(f"  {identity} | {template.text[:50]}: {mean * 1000:.1f} ms/row")
         Profile.concat(recorded).save(out)  # the finished part is usable (replayed) after every chunk
-        done, elapsed = sum(map(len, chunks[: number + 1])), time.perf_counter() - began
-        left = (len(chunks) - number - 1) * elapsed / (number + 1)
+        done, now = sum(map(len, chunks[: number + 1])), time.perf_counter()
+        left = (len(chunks) - number - 1) * (now - chunk_began)  # at this chunk's pace (a resumed one is quick)
         print(f"chunk {number + 1}/{len(chunks)}: {done}/{len(table.df)} rows recorded in {out}, "
-              f"{elapsed:.0f} s so far, about {left / 60:.0f} min left")  # fmt: skip
+              f"{now - began:.0f} s so far, about {left / 60:.0f} min left at this chunk's pace")  # fmt: skip
 
 
 class BuildLog:
@@ -115,7 +116,13 @@ def record_embeddings(rows, templates, out: Path) -> None:
     columns = {t.columns for t in templates}
     if len(columns) != 1:
         raise SystemExit(f"the workload's templates read different columns {sorted(columns)}: one set expected")
-    embedded = EmbeddingTable.build(rows, next(iter(columns)), Embedder(), progress=True)
+    embedder, columns = Embedder(), next(iter(columns))
+    if out.exists():  # recorded already (a resumed run): kept as it is, with its first build seconds
+        stored = EmbeddingTable.load(out)
+        if stored.embedder == embedder.identity and stored.available(rows, columns) is not None:
+            print(f"{out}: every document's embedding is recorded already")
+            return
+    embedded = EmbeddingTable.build(rows, columns, embedder, progress=True)
     embedded.save(out)
     per_doc = embedded.build_seconds.mean() * 1000
     print(f"wrote {out}: {len(embedded.keys)} documents, {per_doc:.1f} ms/document ({embedded.embedder})")
