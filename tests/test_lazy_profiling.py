@@ -46,8 +46,8 @@ class Recording:
         return Counted()
 
 
-def _run(targets, fraction=0.1, settings=None, optimizer=None, **kw):
-    table, query, spec, source, _ = synthetic()
+def _run(targets, fraction=0.1, settings=None, optimizer=None, rates=(0.5, 0.6, 0.7), **kw):
+    table, query, spec, source, _ = synthetic(rates=rates)
     recording = Recording(source)
     optimizer = optimizer or GradientOptimizer(GradientSettings(**FAST, **(settings or {})))
     run = run_query(table, query, recording, spec, targets, optimizer, sample_fraction=fraction, progress=False, **kw)
@@ -67,23 +67,39 @@ def test_too_few_gold_positives_skip_the_cheap_operators(settings, caplog):
     assert run.plan.notes.get("lazy") is True and run.plan.certified
     assert all(c.steps == () and c.gold == gold for c in run.plan.cascades)
     assert set(run.profile.records["operator"]) == {gold}
-    # Labels only where they matter: filter k is asked on the sample rows every earlier filter's gold label keeps
-    # (under the paper's rule too: it certifies the conjunction's counts as well).
-    needed, labels_seconds, expected_asks = np.ones(len(run.sample), bool), 0.0, []
-    for f in query.operators:
-        scored = source.operator(f.template, gold).score(table.df.iloc[run.sample], progress=False)
-        labels_seconds += float(scored.seconds[needed].sum())
-        expected_asks += needed.astype(int).tolist()
-        needed &= scored.scores > 0.0
-    assert run.profile_seconds == pytest.approx(labels_seconds)
-    assert run.profile_seconds < 0.100 * len(run.sample) * len(query.operators) * 0.9  # fewer than all labels
-    # The result equals gold alone's, and the sample's rows reuse their gold labels (not asked twice).
+    # Labels only where they matter (under the paper's rule too: it certifies the conjunction's counts as well):
+    # each (filter, sample row) asked at most once and fewer than all, every sample row of gold's result asked on
+    # every filter (its label is exact), and profiling charged the labels asked, nothing else.
     alone = np.logical_and.reduce(
         [source.operator(f.template, gold).score(table.df, progress=False).scores > 0.0 for f in query.operators]
     )
+    sample_asks = np.array([[recording.asked[(f.template.text, gold, int(i))] for i in run.sample]
+                            for f in query.operators])  # fmt: skip
+    assert sample_asks.max() == 1 and 0 < sample_asks.sum() < 0.9 * sample_asks.size
+    assert (sample_asks[:, alone[run.sample]] == 1).all()
+    assert run.profile_seconds == pytest.approx(0.100 * sample_asks.sum())  # gold costs 0.1 s a row
+    # The result equals gold alone's, and the sample's rows reuse their gold labels (the executor asks none).
     assert np.array_equal(run.execution.kept, alone)
-    sample_asks = [recording.asked[(f.template.text, gold, int(i))] for f in query.operators for i in run.sample]
-    assert sample_asks == expected_asks  # labelled once where needed, never again by the executor
+    assert recording.rows[gold] == pytest.approx(sample_asks.sum() + run.execution.seconds / 0.100)
+
+
+def test_labels_and_a_fallback_run_the_filters_most_selective_first_whatever_the_query_order():
+    # The query lists its filters least selective first (90%, 60%, 15% pass): gold alone in that order asks about
+    # 1 + .9 + .54 rows per row; most selective first, about 1 + .15 + .09.
+    targets = Targets(0.9, 0.97, 0.95)
+    run, recording, table, query, spec, source = _run(targets, fraction=0.2, rates=(0.9, 0.6, 0.15))
+    gold = spec.gold_identity
+    assert run.plan.notes.get("lazy") is True
+    said = [source.operator(f.template, gold).score(table.df, progress=False).scores > 0.0 for f in query.operators]
+    pilot = [i for i in run.sample if all(recording.asked[(f.template.text, gold, int(i))] for f in query.operators)]
+    assert len(run.sample) * 0.1 <= len(pilot) < len(run.sample) * 0.3  # the pilot, and the rows gold keeps
+    rarest = query.operators[2].template.text
+    assert all(recording.asked[(rarest, gold, int(i))] == 1 for i in run.sample)  # labelled first, on every row
+    assert run.plan.cascades[0].template == rarest  # and run first by the fallback
+    rest = np.setdiff1d(np.arange(len(table)), run.sample)
+    in_query_order = len(rest) + said[0][rest].sum() + (said[0] & said[1])[rest].sum()
+    assert run.execution.seconds < 0.100 * in_query_order * 0.6  # 0.54 here
+    assert np.array_equal(run.execution.kept, np.logical_and.reduce(said))
 
 
 def test_a_certifiable_query_profiles_every_operator():

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from math import ceil
 from typing import Protocol
 
 import numpy as np
@@ -23,6 +24,7 @@ from stretto.operators.stored_embeddings import EmbeddingTable
 from stretto.optimizer.certify import gold_alone
 from stretto.optimizer.physical_plan import Cascade, PhysicalPlan
 from stretto.optimizer.problem import PlanProblem, operator_sample
+from stretto.optimizer.reorder import best_order
 from stretto.plan.query import Query
 from stretto.plan.targets import Targets
 from stretto.plan.template import ExtractTemplate
@@ -83,6 +85,10 @@ def profile_query(
     return profile_rows(rows, operators, store=store, progress=progress)
 
 
+#: The share of the sample labelled on every filter first: its answers choose the order the rest are labelled in.
+PILOT_SHARE = 0.1
+
+
 def gold_labels(
     table: Table,
     query: Query,
@@ -93,22 +99,44 @@ def gold_labels(
     store: ProfileStore | None = None,
     progress: bool = True,
 ) -> Profile:
-    """The gold operator's answers on the sample where they matter: operators in query order, each asked only on
-    the sample rows where every earlier filter's gold answer is yes. Elsewhere the row is out of the answer
-    whatever a later operator says: the conjunction's labels are exact, and an unasked label counts as "yes"
-    when a plan's outcome is simulated (problem.operator_sample), so a plan that could keep such a row is
-    charged a false positive; recall counts are exact and precision counts can only be pessimistic."""
+    """The gold operator's answers on the sample where they matter: filters in the order that costs least, each
+    asked only on the sample rows where every earlier filter's gold answer is yes, then extracts where all are.
+    Elsewhere the row is out of the answer whatever a later operator says: the conjunction's labels are exact,
+    and an unasked label counts as "yes" when a plan's outcome is simulated (problem.operator_sample), so a plan
+    that could keep such a row is charged a false positive; recall counts are exact and precision counts can
+    only be pessimistic. The order: a random PILOT_SHARE of the sample is labelled on every filter, and the
+    order that is cheapest on it (optimizer.reorder.best_order) labels the rest; a plan's
+    filter order, gold alone's included, follows the labels (an unasked "yes" makes a later filter look less
+    selective), so a fallback to gold alone runs its filters most selective first, not in the query's order."""
     rows = table.df.iloc[sample]
+    filters = [op for op in query.operators if not isinstance(op.template, ExtractTemplate)]
+    extracts = [op for op in query.operators if isinstance(op.template, ExtractTemplate)]
+    profiles: list[Profile] = []
+
+    def answers(op, where: np.ndarray) -> pd.DataFrame:
+        """Gold's answers to `op` on rows[where] (asked now), as the profile's records of every sample row."""
+        profiles.append(profile_rows(rows[where], [source.operator(op.template, gold)], store=store,
+                                     progress=progress))  # fmt: skip
+        return profiles[-1].lookup(row_keys(rows, op.template), op.template, gold, partial=True)
+
     needed = np.ones(len(rows), dtype=bool)
-    profiles = []
-    for op in query.operators:
-        if not needed.any():
-            break
-        asked = [source.operator(op.template, gold)]
-        profiles.append(profile_rows(rows[needed], asked, store=store, progress=progress))
-        if not isinstance(op.template, ExtractTemplate):
-            answers = profiles[-1].lookup(row_keys(rows, op.template), op.template, gold, partial=True)
-            needed &= answers["score"].to_numpy() > 0.0
+    pilot = np.zeros(len(rows), dtype=bool)
+    if len(filters) > 1:  # drawn (seeded by the sample), not the sorted sample's first rows: a table may be sorted
+        drawn = np.random.default_rng(np.asarray(sample)).permutation(len(rows))
+        pilot[drawn[: ceil(PILOT_SHARE * len(rows))]] = True
+    if pilot.any():
+        asked = [answers(f, pilot) for f in filters]
+        said = np.array([a["score"].to_numpy()[pilot] > 0.0 for a in asked])
+        order, _ = best_order(said.astype(float), np.array([a["seconds"].to_numpy()[pilot] for a in asked]))
+        filters = [filters[i] for i in order]
+        needed[pilot] = said.all(axis=0)
+    for f in filters:
+        where = needed & ~pilot
+        if where.any():
+            needed[where] &= answers(f, where)["score"].to_numpy()[where] > 0.0
+    for e in extracts:
+        if needed.any():
+            answers(e, needed)
     return Profile.concat(profiles)
 
 
