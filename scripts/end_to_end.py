@@ -134,6 +134,9 @@ def main() -> None:
         "--path", default=None, help="Stretto's Learn-then-Test paths (optimizer.path; default its own)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "end_to_end.csv")
+    parser.add_argument(
+        "--merge", action="store_true", help="rerun only these cells; keep every other run of the existing runs file"
+    )
     args = parser.parse_args()
     logging.getLogger("stretto").setLevel(logging.ERROR)
     frame = pd.DataFrame(
@@ -143,7 +146,17 @@ def main() -> None:
             for r in runs(shape, args.queries, args.systems, args.targets, args.growth, args.path)
         ]
     )
-    frame.to_csv(args.out.with_name(f"{args.out.stem}_runs.csv"), index=False)
+    runs_file = args.out.with_name(f"{args.out.stem}_runs.csv")
+    if args.merge and runs_file.exists():  # e.g. one system changed: the others' replayed runs stand as they are
+        kept = pd.read_csv(runs_file)
+        rerun = (
+            kept["dataset"].isin(args.datasets) & kept["system"].isin(args.systems) & kept["target"].isin(args.targets)
+        )
+        frame = pd.concat([kept[~rerun], frame], ignore_index=True)
+        rank = {"dataset": list(SHAPES), "system": list(SYSTEMS)}  # the order a whole run writes
+        by = ["dataset", "query", "target", "system"]
+        frame = frame.sort_values(by, key=lambda c: c.map(rank[c.name].index) if c.name in rank else c, kind="stable")
+    frame.to_csv(runs_file, index=False)
     table = summarise(frame)
     table.to_csv(args.out, index=False)
     total_frontier(frame, args.out.parent, prefix=f"{args.out.stem}_")

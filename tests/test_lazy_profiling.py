@@ -10,6 +10,7 @@ import pytest
 from optimizer_fixtures import synthetic
 
 from stretto.engine import run_query
+from stretto.engine.query import PILOT_MIN
 from stretto.errors import OptimizerError
 from stretto.optimizer.gradient import PAPER_RULE, GradientOptimizer, GradientSettings
 from stretto.plan.targets import Targets
@@ -92,7 +93,7 @@ def test_labels_and_a_fallback_run_the_filters_most_selective_first_whatever_the
     assert run.plan.notes.get("lazy") is True
     said = [source.operator(f.template, gold).score(table.df, progress=False).scores > 0.0 for f in query.operators]
     pilot = [i for i in run.sample if all(recording.asked[(f.template.text, gold, int(i))] for f in query.operators)]
-    assert len(run.sample) * 0.1 <= len(pilot) < len(run.sample) * 0.3  # the pilot, and the rows gold keeps
+    assert PILOT_MIN <= len(pilot) < len(run.sample) * 0.3  # the pilot, and the rows gold keeps
     rarest = query.operators[2].template.text
     assert all(recording.asked[(rarest, gold, int(i))] == 1 for i in run.sample)  # labelled first, on every row
     assert run.plan.cascades[0].template == rarest  # and run first by the fallback

@@ -85,8 +85,10 @@ def profile_query(
     return profile_rows(rows, operators, store=store, progress=progress)
 
 
-#: The share of the sample labelled on every filter first: its answers choose the order the rest are labelled in.
-PILOT_SHARE = 0.1
+#: The sample rows labelled on every filter first (a share of the sample, at least a few): their answers choose
+#: the order the rest are labelled in. Measured on the movie and Enron conjunctions (scripts/end_to_end.py): a
+#: tenth costs more in labels than it saves; much fewer than ten rows misjudge the order.
+PILOT_SHARE, PILOT_MIN = 0.05, 10
 
 
 def gold_labels(
@@ -104,7 +106,7 @@ def gold_labels(
     Elsewhere the row is out of the answer whatever a later operator says: the conjunction's labels are exact,
     and an unasked label counts as "yes" when a plan's outcome is simulated (problem.operator_sample), so a plan
     that could keep such a row is charged a false positive; recall counts are exact and precision counts can
-    only be pessimistic. The order: a random PILOT_SHARE of the sample is labelled on every filter, and the
+    only be pessimistic. The order: a random pilot of the sample (PILOT_SHARE) is labelled on every filter, and the
     order that is cheapest on it (optimizer.reorder.best_order) labels the rest; a plan's
     filter order, gold alone's included, follows the labels (an unasked "yes" makes a later filter look less
     selective), so a fallback to gold alone runs its filters most selective first, not in the query's order."""
@@ -123,7 +125,7 @@ def gold_labels(
     pilot = np.zeros(len(rows), dtype=bool)
     if len(filters) > 1:  # drawn (seeded by the sample), not the sorted sample's first rows: a table may be sorted
         drawn = np.random.default_rng(np.asarray(sample)).permutation(len(rows))
-        pilot[drawn[: ceil(PILOT_SHARE * len(rows))]] = True
+        pilot[drawn[: max(PILOT_MIN, ceil(PILOT_SHARE * len(rows)))]] = True
     if pilot.any():
         asked = [answers(f, pilot) for f in filters]
         said = np.array([a["score"].to_numpy()[pilot] > 0.0 for a in asked])
