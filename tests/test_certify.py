@@ -118,9 +118,10 @@ def test_coverage_over_seeds_with_known_truth():
     """Seeded simulation: a cheap operator's score is N(mu, 1) on positives and N(0, 1) on negatives, so every
     plan's true precision and recall are known in closed form. Draw many samples, certify, and count how often
     the certified plan misses a target on the population: <= 1 - alpha within a Clopper-Pearson interval.
-    Two paths: the label-free scores path (discards only: recall at risk), and a tuned two-sided path (keep
+    Three paths: the label-free scores path (discards only: recall at risk), a tuned two-sided path (keep
     and discard thresholds fit on a tuning half at inflated targets, certified on the other: precision at risk
-    too). A point-estimate rule on the same draws misses far more often, so the simulation can tell."""
+    too), and the band that shrinks from both ends (the learned path's where it accepts). A point-estimate rule
+    on the same draws misses far more often, so the simulation can tell."""
     rng = np.random.default_rng(2021)
     mu, pi, n, runs, delta = 2.0, 0.3, 240, 300, 0.05
     targets = Targets(0.8, 0.8, 1 - delta)
@@ -132,8 +133,8 @@ def test_coverage_over_seeds_with_known_truth():
         kept_neg = (1 - pi) * sf(upper)  # negatives the operator keeps
         return kept_pos / (kept_pos + kept_neg), sf(lower - mu)
 
-    scores_misses = point_misses = tuned_misses = 0
-    scores_certified = tuned_certified = 0
+    scores_misses = point_misses = tuned_misses = accept_misses = 0
+    scores_certified = tuned_certified = accept_certified = 0
     for _ in range(runs):
         labels = rng.random(n) < pi
         scores = rng.normal(size=n) + mu * labels
@@ -168,11 +169,22 @@ def test_coverage_over_seeds_with_known_truth():
         if result.index:
             step = result.plan.cascades[0].steps[0]
             tuned_misses += min(truth(step.lower, step.upper)) < targets.precision
+        # (3) the band shrinking from both ends (the learned path where it accepts): thresholds from every sample
+        # score, the accepted part of the decided share the tuning half's positive rate, certified on the other
+        path = scores_path(problem, "sim", steps=30, accept=[float(labels[tune].mean())])
+        result = certify_path(path, problem.subset(cert))
+        accept_certified += result.index > 0
+        if result.index:
+            step = result.plan.cascades[0].steps[0]
+            assert step.upper < np.inf  # it accepts
+            accept_misses += min(truth(step.lower, step.upper)) < targets.precision
 
     def cp_lower(k: int, total: int) -> float:  # two-sided 99% interval's lower end
         return 0.0 if k == 0 else float(stats.beta.ppf(0.005, k, total - k + 1))
 
     assert scores_certified > runs / 2 and tuned_certified > runs / 4  # the rules certify: misses are possible
+    assert accept_certified > runs / 4, accept_certified
+    assert cp_lower(accept_misses, runs) <= delta, f"accepting band: {accept_misses} misses of {runs}"
     assert cp_lower(scores_misses, runs) <= delta, f"scores path: {scores_misses} misses of {runs}"
     assert cp_lower(tuned_misses, runs) <= delta, f"tuned path: {tuned_misses} misses of {runs}"
     assert point_misses / runs > 0.25  # without the bound the same path misses: the setting is tight
@@ -183,6 +195,21 @@ def test_quantile_thresholds_discard_the_share():
     lowers = quantile_thresholds(scores, [0.0, 0.2, 0.6, 1.0])
     assert lowers[0] == -np.inf and lowers[3] == np.inf
     assert [(scores < lo).sum() for lo in lowers] == [0, 1, 3, 5]
+
+
+def test_the_accepting_band_splits_the_decided_share_by_the_rate():
+    scores = np.random.default_rng(3).normal(size=200)
+    problem = _population_problem(scores, scores > 0.5, Targets(0.8, 0.8, 0.95))
+    for accept in (None, [0.0], [0.25]):
+        path = scores_path(problem, "sim", steps=10, accept=accept)
+        assert len(path) == 10  # gold alone, then shares 1/10 .. 9/10 decided
+        rate = 0.0 if accept is None else accept[0]
+        for j, plan in enumerate(path[1:], 1):
+            step = plan.cascades[0].steps[0]
+            share = j / 10
+            assert (scores < step.lower).sum() == int(np.floor((1 - rate) * share * 200))
+            assert (scores > step.upper).sum() == 200 - int(np.floor((1 - rate * share) * 200))
+            assert (step.upper == np.inf) == (rate == 0.0)
 
 
 @pytest.mark.parametrize("path", ["ladder", "scores"])

@@ -268,6 +268,7 @@ def scores_path(
     steps: int = 40,
     gold_plan: PhysicalPlan | None = None,
     fitted: bool = False,
+    accept: Sequence[float] | None = None,
 ) -> list[PhysicalPlan]:
     """A path from the operators' scores alone (no label is read, so every sample label can certify).
 
@@ -282,6 +283,10 @@ def scores_path(
 
     `fitted=True` builds the same band from the cheapest candidate fitted on the tuning labels (a learned
     operator over the stored embeddings, nearly free): it must then be certified on the held-out tuples only.
+
+    `accept` (per operator, in [0, 1]): the band shrinks from both ends instead; of the share j / steps it decides,
+    that part is accepted (the highest scores) and the rest discarded, so precision is at risk too. The learned
+    path passes the result's rate on the tuning tuples (labels the test does not see); None or 0: discards only.
     """
     shares = [j / steps for j in range(1, steps)]
     per_filter: list[tuple[OperatorSample, str, np.ndarray] | None] = []
@@ -291,7 +296,10 @@ def scores_path(
             per_filter.append(None)
             continue
         i = min(usable, key=lambda j: f.costs[j]) if fitted else max(usable, key=lambda j: f.costs[j])
-        per_filter.append((f, f.candidates[i], quantile_thresholds(f.scores[i], shares)))
+        kept = 0.0 if accept is None else accept[len(per_filter)]  # the decided share's part accepted
+        lowers = quantile_thresholds(f.scores[i], [(1.0 - kept) * share for share in shares])
+        uppers = quantile_thresholds(f.scores[i], [1.0 - kept * share for share in shares])
+        per_filter.append((f, f.candidates[i], np.vstack([lowers, uppers])))
     path = [gold_plan or gold_only_plan(problem, system)]
     if all(x is None for x in per_filter):
         return path
@@ -301,8 +309,8 @@ def scores_path(
             if chosen is None:
                 cascades.append(Cascade.gold_only(f.template, f.gold))
             else:
-                _, op, lowers = chosen
-                cascades.append(Cascade(f.template, (Step(op, float(lowers[j]), np.inf),), f.gold))
+                _, op, band = chosen
+                cascades.append(Cascade(f.template, (Step(op, float(band[0, j]), float(band[1, j])),), f.gold))
         path.append(plan_on_sample(problem, cascades, system, notes={"discard_share": shares[j]}))
     return path
 
