@@ -210,3 +210,39 @@ def test_real_profile_with_an_altered_score_or_key_is_reprofiled(qwen05, tmp_pat
         np.testing.assert_allclose(again.records["score"], first.records["score"], atol=1e-3)
         assert list(again.records["row_key"]) == list(first.records["row_key"])
         assert_same(Profile.load(path, require_checksum=True), again)
+
+
+def test_a_recording_measures_a_slowed_pass_again_with_the_same_answers(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "record_scores.py"
+    spec = importlib.util.spec_from_file_location("record_scores", script)
+    record_scores = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(record_scores)
+
+    class Slowed(FakeOperator):
+        """Its first answer on the third chunk takes five times as long (another job held the machine)."""
+
+        def score(self, rows, *, progress=True):
+            scored = super().score(rows, progress=progress)
+            if len(self.calls) == 3:  # the third chunk's first measurement
+                return ScoredRows(scored.scores, scored.seconds * 5, scored.tokens, 0, scored.values)
+            return scored
+
+    store, op, df = ProfileStore(tmp_path / "profiles"), Slowed(), rows(48)
+    passes = record_scores.Passes(store, tmp_path / "retimed.csv")
+    means = [passes.add(chunk, df.iloc[chunk * 8 : chunk * 8 + 8], op) for chunk in range(6)]
+    slowed = means[2]
+    assert slowed > 4 * np.median(means)  # the third pass was slowed
+    passes.retime()
+    again = [float(p.records["seconds"].mean()) for p in passes.profiles]
+    assert again[2] == pytest.approx(slowed / 5) and again[:2] + again[3:] == means[:2] + means[3:]
+    assert len(op.calls) == 7  # six passes, one measured again; the others kept
+    kept = passes.profiles[2].records
+    first = Profile.of_scores(row_keys(df.iloc[16:24], TEMPLATE), TEMPLATE, op.identity,
+                              FakeOperator().score(df.iloc[16:24]))  # fmt: skip
+    np.testing.assert_array_equal(kept["score"].to_numpy(), first.records["score"].to_numpy())
+    logged = pd.read_csv(tmp_path / "retimed.csv")
+    assert logged[["chunk", "operator"]].values.tolist() == [[2, "fake@1"]]
+    assert logged["seconds_per_row_before"].iloc[0] == pytest.approx(slowed, abs=1e-4)

@@ -225,6 +225,10 @@ class ProfileStore:
         rows = content_key(*sorted(set(keys)))
         return self.root / f"{content_key(rows, template.text, operator)}.parquet"
 
+    def forget(self, rows: pd.DataFrame, operator: CandidateOperator) -> None:
+        """Drop the stored answers of the operator on these rows (the next `scores` measures them again)."""
+        self.path(row_keys(rows, operator.template), operator.template, operator.identity).unlink(missing_ok=True)
+
     def scores(self, rows: pd.DataFrame, operator: CandidateOperator, *, progress: bool = True) -> Profile:
         """The operator's answers on these rows: read from the store, or scored once and stored.
 
