@@ -29,6 +29,8 @@ from stretto.api import family_spec
 from stretto.data.datasets import load_dataset
 from stretto.data.table import Table
 from stretto.operators.family import LiveFamily
+from stretto.plan.template import parse_template
+from stretto.profiling.operator import FULL_CACHE
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = {
@@ -47,10 +49,12 @@ def main() -> None:
     reviews = load_dataset("imdb_rt")["reviews"].df
     recorded = set(load_dataset("movie")["reviews"].df["reviewtext"])
     fresh = reviews[(reviews.source == "rotten_tomatoes") & ~reviews.text.isin(recorded)]
-    rows = fresh.sample(args.rows, random_state=0).reset_index(drop=True)
+    taken = fresh.sample(args.rows, random_state=0)
+    rows = taken.reset_index(drop=True)
     table = Table("reviews", rows, text_columns=("text",), label_columns=("label",))
     spec = family_spec("default")
     loaded: dict = {}
+    warm_up(spec, loaded, fresh.drop(taken.index).head(8))  # reviews outside the table
     out = []
     for name, filters in QUERIES.items():
         results = {}
@@ -90,6 +94,18 @@ def main() -> None:
     with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 80):
         print(frame.round(3).to_string(index=False))
     assert np.isfinite(frame.total_seconds).all()
+
+
+def warm_up(spec, loaded: dict, rows: pd.DataFrame) -> None:
+    """A freshly loaded model's first forward passes are slower (allocations, kernel selection): every operator
+    that can run from scratch answers a few reviews outside the table first, untimed, so no system timed here pays
+    them for the next (the first system timed did before: gold alone's 1-filter run)."""
+    table = Table("warm-up", rows.reset_index(drop=True), text_columns=("text",))
+    with tempfile.TemporaryDirectory() as scratch:
+        source = LiveFamily(spec, kv_dir=Path(scratch) / "kv", loaded=loaded)
+        for identity in (i for i in spec.identities if i.endswith(FULL_CACHE)):
+            source.operator(parse_template(QUERIES["1 filter"][0]), identity).score(table.df, progress=False)
+        loaded.update(source._models)
 
 
 if __name__ == "__main__":
