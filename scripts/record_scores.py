@@ -19,9 +19,9 @@ build seconds, measured before any scoring, go to <recording>_builds.csv. `--fil
 
 The recorded seconds are what the replay charges, so they must be the operators' own: record on an otherwise idle
 machine. A pass (one operator answering one predicate on one chunk) slower per row than SLOWED x its operator's
-median pass was slowed by something else (another job, a paused process) and is measured again after the chunk,
-its answers checked to be the very same; each such pass is logged to <recording>_retimed.csv. A resumed run checks
-the passes already recorded the same way.
+usual pass (its lower quartile) was slowed by something else (another job, a paused process) and is measured again
+after the chunk, its answers checked to be the very same; each such pass is logged to <recording>_retimed.csv. A
+resumed run checks the passes already recorded the same way.
 """
 
 from __future__ import annotations
@@ -97,9 +97,11 @@ def main() -> None:
               f"{now - began:.0f} s so far, about {left / 60:.0f} min left at this chunk's pace")  # fmt: skip
 
 
-#: A pass (one operator answering one predicate on one chunk) slower per row than this times the operator's median
-#: pass was slowed by something else on the machine (another job, a paused process): it is measured again, so the
-#: recorded seconds are the operator's own. The answers come out the same (fp32, deterministic); only seconds change.
+#: A pass (one operator answering one predicate on one chunk) slower per row than this times the operator's usual
+#: pass (the lower quartile of its passes: something else on the machine only ever slows a pass, so the median of
+#: a recording made beside other jobs is itself slowed) was slowed by another job or a paused process: it is
+#: measured again, so the recorded seconds are the operator's own. The answers come out the same (fp32,
+#: deterministic); only seconds change.
 SLOWED = 1.25
 
 
@@ -120,12 +122,12 @@ class Passes:
         return float(self.items[-1][3].records["seconds"].mean())
 
     def retime(self) -> None:
-        """Measure again each pass slower than SLOWED x its operator's median pass (at most `tries` times a run)."""
+        """Measure again each pass slower than SLOWED x its operator's usual pass (at most `tries` times a run)."""
         for _ in range(self.tries):
             slowed = self._slowed()
             if not slowed:
                 return
-            for i, median in slowed:
+            for i, usual in slowed:
                 chunk, rows, operator, profile = self.items[i]
                 before = float(profile.records["seconds"].mean())
                 self.store.forget(rows, operator)
@@ -136,21 +138,21 @@ class Passes:
                 self.items[i] = (chunk, rows, operator, again)
                 after = float(again.records["seconds"].mean())
                 print(f"  re-measured {operator.identity} | {operator.template.text[:50]} on chunk {chunk}: "
-                      f"{before * 1000:.1f} -> {after * 1000:.1f} ms/row (median {median * 1000:.1f})")  # fmt: skip
-                self._log(chunk, operator, before, after, median)
+                      f"{before * 1000:.1f} -> {after * 1000:.1f} ms/row (usual {usual * 1000:.1f})")  # fmt: skip
+                self._log(chunk, operator, before, after, usual)
 
     def _slowed(self) -> list[tuple[int, float]]:
         means = pd.DataFrame(
             [(op.identity, float(p.records["seconds"].mean())) for _, _, op, p in self.items], columns=["op", "s"]
         )
-        median = means.groupby("op")["s"].transform("median")
-        enough = means.groupby("op")["s"].transform("size") >= 4  # a median of a few passes says little
-        return [(i, float(median[i])) for i in np.flatnonzero(enough & (means["s"] > SLOWED * median))]
+        usual = means.groupby("op")["s"].transform(lambda s: s.quantile(0.25))
+        enough = means.groupby("op")["s"].transform("size") >= 4  # a quartile of a few passes says little
+        return [(i, float(usual[i])) for i in np.flatnonzero(enough & (means["s"] > SLOWED * usual))]
 
-    def _log(self, chunk: int, operator, before: float, after: float, median: float) -> None:
+    def _log(self, chunk: int, operator, before: float, after: float, usual: float) -> None:
         row = pd.DataFrame([{"chunk": chunk, "operator": operator.identity, "template": operator.template.text,
                              "seconds_per_row_before": round(before, 4), "seconds_per_row_after": round(after, 4),
-                             "median_pass": round(median, 4)}])  # fmt: skip
+                             "usual_pass": round(usual, 4)}])  # fmt: skip
         logged = pd.concat([pd.read_csv(self.log_path), row]) if self.log_path.exists() else row
         tmp = self.log_path.with_suffix(".tmp")
         logged.to_csv(tmp, index=False)
