@@ -171,7 +171,7 @@ def test_coverage_over_seeds_with_known_truth():
             tuned_misses += min(truth(step.lower, step.upper)) < targets.precision
         # (3) the band shrinking from both ends (the learned path where it accepts): thresholds from every sample
         # score, the accepted part of the decided share the tuning half's positive rate, certified on the other
-        path = scores_path(problem, "sim", steps=30, accept=[float(labels[tune].mean())])
+        path = scores_path(problem, "sim", steps=30, accept=float(labels[tune].mean()))
         result = certify_path(path, problem.subset(cert))
         accept_certified += result.index > 0
         if result.index:
@@ -200,10 +200,9 @@ def test_quantile_thresholds_discard_the_share():
 def test_the_accepting_band_splits_the_decided_share_by_the_rate():
     scores = np.random.default_rng(3).normal(size=200)
     problem = _population_problem(scores, scores > 0.5, Targets(0.8, 0.8, 0.95))
-    for accept in (None, [0.0], [0.25]):
-        path = scores_path(problem, "sim", steps=10, accept=accept)
+    for rate in (0.0, 0.25):
+        path = scores_path(problem, "sim", steps=10, accept=rate)
         assert len(path) == 10  # gold alone, then shares 1/10 .. 9/10 decided
-        rate = 0.0 if accept is None else accept[0]
         for j, plan in enumerate(path[1:], 1):
             step = plan.cascades[0].steps[0]
             share = j / 10

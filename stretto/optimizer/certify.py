@@ -268,7 +268,7 @@ def scores_path(
     steps: int = 40,
     gold_plan: PhysicalPlan | None = None,
     fitted: bool = False,
-    accept: Sequence[float] | None = None,
+    accept: float = 0.0,
 ) -> list[PhysicalPlan]:
     """A path from the operators' scores alone (no label is read, so every sample label can certify).
 
@@ -284,9 +284,9 @@ def scores_path(
     `fitted=True` builds the same band from the cheapest candidate fitted on the tuning labels (a learned
     operator over the stored embeddings, nearly free): it must then be certified on the held-out tuples only.
 
-    `accept` (per operator, in [0, 1]): the band shrinks from both ends instead; of the share j / steps it decides,
-    that part is accepted (the highest scores) and the rest discarded, so precision is at risk too. The learned
-    path passes the result's rate on the tuning tuples (labels the test does not see); None or 0: discards only.
+    `accept` (in [0, 1]): the band shrinks from both ends instead; of the share j / steps it decides, that part is
+    accepted (the highest scores) and the rest discarded, so precision is at risk too. The learned path passes the
+    result's rate on the tuning tuples (labels the test does not see); 0: discards only.
     """
     shares = [j / steps for j in range(1, steps)]
     per_filter: list[tuple[OperatorSample, str, np.ndarray] | None] = []
@@ -296,9 +296,8 @@ def scores_path(
             per_filter.append(None)
             continue
         i = min(usable, key=lambda j: f.costs[j]) if fitted else max(usable, key=lambda j: f.costs[j])
-        kept = 0.0 if accept is None else accept[len(per_filter)]  # the decided share's part accepted
-        lowers = quantile_thresholds(f.scores[i], [(1.0 - kept) * share for share in shares])
-        uppers = quantile_thresholds(f.scores[i], [1.0 - kept * share for share in shares])
+        lowers = quantile_thresholds(f.scores[i], [(1.0 - accept) * share for share in shares])
+        uppers = quantile_thresholds(f.scores[i], [1.0 - accept * share for share in shares])
         per_filter.append((f, f.candidates[i], np.vstack([lowers, uppers])))
     path = [gold_plan or gold_only_plan(problem, system)]
     if all(x is None for x in per_filter):

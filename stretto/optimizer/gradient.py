@@ -323,11 +323,10 @@ class GradientOptimizer:
                 assert tune is not None
                 path = [gold, *self._ladder(tune, problem, descent_seed)]
             else:
-                accept = None  # the learned path accepts too where the precision test can absorb its errors
+                accept = 0.0  # the learned path accepts too where the precision test can absorb its errors
                 if kind == "learned" and s.accept_positives is not None and tune is not None:
                     rate = float(tune.labels.mean())  # the result's share of the tuning tuples
-                    if rate * parts[kind].n_tuples >= s.accept_positives:
-                        accept = [0.0 if f.is_extract else rate for f in tune.operators]
+                    accept = rate if rate * parts[kind].n_tuples >= s.accept_positives else 0.0
                 path = scores_path(problem, self.name, s.score_steps, gold_plan=gold, fitted=kind == "learned",
                                    accept=accept)  # fmt: skip
             certified = certify_path(path, parts[kind], forcing_rng, delta=delta, gold_valid=refusal is None)
