@@ -27,10 +27,11 @@ resumed run checks the passes already recorded the same way.
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
@@ -43,7 +44,7 @@ from stretto.operators.family import FamilySpec
 from stretto.operators.stored_embeddings import EmbeddingTable
 from stretto.plan.template import parse_template
 from stretto.plan.workload import Workload
-from stretto.profiling.profile import Profile, ProfileStore
+from stretto.profiling.profile import COLUMNS, Profile, ProfileError, ProfileStore, row_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,8 +79,15 @@ def main() -> None:
     chunks = [table.df.iloc[start : start + step] for start in range(0, len(table.df), step)]
     builds = BuildLog(out.with_name(f"{out.stem}_builds.csv"))
     began, passes = time.perf_counter(), Passes(profiles, out.with_name(f"{out.stem}_retimed.csv"))
+    recorded = Profile.load(out) if out.exists() else Profile.empty()  # a resumed run, maybe on a new machine
     for number, rows in enumerate(chunks):
         chunk_began = time.perf_counter()
+        if all(seed(profiles, recorded, rows, t, identity) for t in templates for identity in spec.identities):
+            print(f"chunk {number + 1}/{len(chunks)}: every answer is in {out} already")
+            for identity in spec.identities:
+                for template in templates:
+                    passes.add(number, rows, source.operator(template, identity), judged=False)
+            continue
         # offline, before any timing: the chunk's KV caches (their seconds are logged on their own, once)
         for identity, variants, stats in source.build_caches(templates, rows):
             print(f"{identity}: caches of {stats.documents} documents, {len(variants)} variant(s) "
@@ -97,6 +105,21 @@ def main() -> None:
               f"{now - began:.0f} s so far, about {left / 60:.0f} min left at this chunk's pace")  # fmt: skip
 
 
+def seed(store: ProfileStore, recorded: Profile, rows: pd.DataFrame, template, identity: str) -> bool:
+    """Put the recording's answers of one operator on these rows into the profile store (where a resumed run reads
+    them, with their first seconds); False where the recording lacks any of them. The committed recording is the
+    authority: it replaces what the store holds (answers measured on another machine differ in the last bits)."""
+    keys = row_keys(rows, template)
+    path = store.path(keys, template, identity)
+    try:
+        found = recorded.lookup(keys, template, identity)
+    except ProfileError:
+        return False
+    records = found.reset_index().drop_duplicates("row_key").assign(template=template.text, operator=identity)
+    Profile(records[list(COLUMNS)]).save(path)
+    return True
+
+
 #: A pass (one operator answering one predicate on one chunk) slower per row than this times the operator's usual
 #: pass (the lower quartile of its passes: something else on the machine only ever slows a pass, so the median of
 #: a recording made beside other jobs is itself slowed) was slowed by another job or a paused process: it is
@@ -112,13 +135,18 @@ class Passes:
     def __init__(self, profiles: ProfileStore, log_path: Path, tries: int = 2) -> None:
         self.store, self.log_path, self.tries = profiles, log_path, tries
         self.items: list[tuple[int, pd.DataFrame, object, Profile]] = []
+        self.judged: list[bool] = []
 
     @property
     def profiles(self) -> list[Profile]:
         return [profile for *_, profile in self.items]
 
-    def add(self, chunk: int, rows: pd.DataFrame, operator) -> float:
+    def add(self, chunk: int, rows: pd.DataFrame, operator, *, judged: bool = True) -> float:
+        """One pass, scored or read back from the store. `judged=False`: read back from the committed recording,
+        measured by an earlier run, maybe on another machine: kept as it is, and not part of this run's usual pass
+        (a faster machine would otherwise call every pass of a slower one slowed)."""
         self.items.append((chunk, rows, operator, self.store.scores(rows, operator)))
+        self.judged.append(judged)
         return float(self.items[-1][3].records["seconds"].mean())
 
     def retime(self) -> None:
@@ -144,10 +172,11 @@ class Passes:
     def _slowed(self) -> list[tuple[int, float]]:
         means = pd.DataFrame(
             [(op.identity, float(p.records["seconds"].mean())) for _, _, op, p in self.items], columns=["op", "s"]
-        )
+        )[self.judged]
         usual = means.groupby("op")["s"].transform(lambda s: s.quantile(0.25))
         enough = means.groupby("op")["s"].transform("size") >= 4  # a quartile of a few passes says little
-        return [(i, float(usual[i])) for i in np.flatnonzero(enough & (means["s"] > SLOWED * usual))]
+        slowed = enough & (means["s"] > SLOWED * usual)
+        return [(int(i), float(usual[i])) for i in slowed.index[slowed]]
 
     def _log(self, chunk: int, operator, before: float, after: float, usual: float) -> None:
         row = pd.DataFrame([{"chunk": chunk, "operator": operator.identity, "template": operator.template.text,
@@ -163,7 +192,8 @@ class BuildLog:
     """The KV-cache build seconds of each chunk and model, as first measured, per document built (a resumed run,
     which finds the caches stored, keeps the first figures): `<recording>_builds.csv`."""
 
-    COLUMNS = ("chunk", "model", "variants", "documents", "built", "seconds", "prefill_tokens", "seconds_per_document")
+    COLUMNS = ("chunk", "model", "variants", "documents", "built", "seconds", "prefill_tokens", "seconds_per_document",
+               "machine")  # fmt: skip
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -173,11 +203,19 @@ class BuildLog:
         if ((self.rows["chunk"] == chunk) & (self.rows["model"] == model)).any() or stats.built == 0:
             return  # logged already, or resumed whole: nothing was built
         row = [chunk, model, variants, stats.documents, stats.built, round(stats.seconds, 3), stats.prefill_tokens,
-               round(stats.seconds / stats.built, 4)]  # fmt: skip
+               round(stats.seconds / stats.built, 4), machine()]  # fmt: skip
         self.rows = pd.concat([self.rows, pd.DataFrame([row], columns=list(self.COLUMNS))], ignore_index=True)
         tmp = self.path.with_suffix(".tmp")
         self.rows.to_csv(tmp, index=False)
         tmp.replace(self.path)
+
+
+def machine() -> str:
+    """The CPU this run measures on (its seconds are that machine's: a chunk is built and scored on one)."""
+    cpuinfo = Path("/proc/cpuinfo")  # Linux, as every recording so far; platform.processor() is often empty
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return f"{names[0] if names else platform.machine()} ({os.cpu_count()} cores)"
 
 
 def record_embeddings(rows, templates, out: Path) -> None:

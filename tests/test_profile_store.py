@@ -212,14 +212,19 @@ def test_real_profile_with_an_altered_score_or_key_is_reprofiled(qwen05, tmp_pat
         assert_same(Profile.load(path, require_checksum=True), again)
 
 
-def test_a_recording_measures_a_slowed_pass_again_with_the_same_answers(tmp_path):
+def record_scores_script():
     import importlib.util
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[1] / "scripts" / "record_scores.py"
     spec = importlib.util.spec_from_file_location("record_scores", script)
-    record_scores = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(record_scores)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_recording_measures_a_slowed_pass_again_with_the_same_answers(tmp_path):
+    record_scores = record_scores_script()
 
     class Slowed(FakeOperator):
         """Its first answer on the third chunk takes five times as long (another job held the machine)."""
@@ -246,3 +251,46 @@ def test_a_recording_measures_a_slowed_pass_again_with_the_same_answers(tmp_path
     logged = pd.read_csv(tmp_path / "retimed.csv")
     assert logged[["chunk", "operator"]].values.tolist() == [[2, "fake@1"]]
     assert logged["seconds_per_row_before"].iloc[0] == pytest.approx(slowed, abs=1e-4)
+
+
+def test_a_recording_resumed_on_a_new_machine_reads_its_answers_back_from_the_committed_recording(tmp_path):
+    """With an empty profile store (a fresh machine), the chunks the recording holds are not scored again: their
+    answers and first seconds go into the store as they were; a chunk it lacks is reported as such."""
+    record_scores = record_scores_script()
+    op, df = FakeOperator(), rows(16)
+    first = ProfileStore(tmp_path / "old").scores(df.iloc[:8], op, progress=False)
+    recorded = Profile.load(first.save(tmp_path / "recording.parquet"))
+    store = ProfileStore(tmp_path / "new")
+    assert record_scores.seed(store, recorded, df.iloc[:8], TEMPLATE, op.identity)
+    assert not record_scores.seed(store, recorded, df.iloc[8:], TEMPLATE, op.identity)  # never recorded
+    assert not record_scores.seed(store, recorded, df.iloc[:8], TEMPLATE, "other@1")
+    again = store.scores(df.iloc[:8], op, progress=False)
+    assert op.calls == [8]  # the first recording's one call; nothing scored again
+    assert_same(again, first)
+
+
+def test_passes_read_back_from_a_recording_made_on_another_machine_are_not_called_slowed(tmp_path):
+    """A resumed recording on a faster machine: the passes an earlier run measured on a slower one keep their
+    seconds and are not re-measured; only this run's passes make the usual pass and can be called slowed."""
+    record_scores = record_scores_script()
+
+    class Slower(FakeOperator):
+        def score(self, rows, *, progress=True):
+            scored = super().score(rows, progress=progress)
+            return ScoredRows(scored.scores, scored.seconds * 3, scored.tokens, 0, scored.values)
+
+    slower, op, df = Slower(), FakeOperator(), rows(64)
+    earlier = Profile.concat(ProfileStore(tmp_path / "old").scores(df.iloc[c * 8 : c * 8 + 8], slower, progress=False)
+                             for c in range(4))  # fmt: skip
+    store = ProfileStore(tmp_path / "new")
+    passes = record_scores.Passes(store, tmp_path / "retimed.csv")
+    for chunk in range(8):
+        part = df.iloc[chunk * 8 : chunk * 8 + 8]
+        if chunk < 4:
+            assert record_scores.seed(store, earlier, part, TEMPLATE, op.identity)
+        passes.add(chunk, part, op, judged=chunk >= 4)
+    passes.retime()
+    assert op.calls == [8] * 4  # only this run's four chunks were scored; none measured again
+    assert not (tmp_path / "retimed.csv").exists()
+    kept = [float(p.records["seconds"].mean()) for p in passes.profiles]
+    assert min(kept[:4]) > 2.5 * max(kept[4:])  # the slower machine's seconds, as recorded
