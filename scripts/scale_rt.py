@@ -21,12 +21,14 @@ optimization + execution on the rest, against gold alone on every row. Stretto s
 
     .venv/bin/python scripts/scale_rt.py                                   # everything recorded so far
     .venv/bin/python scripts/scale_rt.py --seeds 1 --targets 0.7 --sizes 600   # a quick look
+    .venv/bin/python scripts/scale_rt.py --first-row 3750 --out results/scale_rt_from_3750   # slices from row 3,750
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +59,7 @@ def recorded_rows(table, workload, recording: Path) -> int:
     return len(table) if covered.all() else int(np.argmin(covered))
 
 
-def grid(table, queries, seeds: int, targets, systems, replay: dict, sizes, rows: int) -> list[dict]:
+def grid(table, queries, seeds: int, targets, systems, replay: dict, sizes, rows: int, first: int) -> list[dict]:
     """Every (query, seed, target, system) on the table's first `rows` rows; Stretto once per sample size."""
     sliced = table.head(rows)
     cells = [
@@ -68,7 +70,7 @@ def grid(table, queries, seeds: int, targets, systems, replay: dict, sizes, rows
         for system in systems
         for size in (sizes if system == "stretto" else [None])
     ]
-    where = {"dataset": WORKLOAD, "rows": rows}
+    where = {"dataset": WORKLOAD, "first_row": first, "rows": rows}
     out = []
     for i, q, seed, target, system, size in tqdm(cells, desc=f"{rows} rows", unit="run"):
         measured = measure(sliced, q, seed, target, system, replay, sample_size=size)
@@ -118,6 +120,7 @@ def main() -> None:
     parser.add_argument("--growth-sample", type=int, default=600, help="the fixed sample count of the slices")
     parser.add_argument("--min-positives", type=int, default=20, help="gold rows a query keeps in 1,000 rows")
     parser.add_argument("--skip", nargs="*", default=[], choices=["sizes", "growth"])
+    parser.add_argument("--first-row", type=int, default=0, help="slices start at this row of the table")
     parser.add_argument("--out", type=Path, default=ROOT / "results")
     args = parser.parse_args()
     logging.getLogger("stretto").setLevel(logging.ERROR)
@@ -125,14 +128,17 @@ def main() -> None:
 
     workload, table, spec, source, embeddings = replayed(WORKLOAD)
     replay = {"family": spec, "backend": source, "embeddings": embeddings}
+    if args.first_row:  # e.g. only the rows recorded on one machine (recordings/movie_rt_builds.csv, machine)
+        table = replace(table, df=table.df.iloc[args.first_row :], uncut=table)
     recorded = recorded_rows(table, workload, ROOT / "recordings" / f"{WORKLOAD}.parquet")
     slices = [n for n in SLICES if n < recorded] + [recorded]  # the recorded prefix is the largest slice
     pool = generate(workload, [2, 3], len(workload.conjunctions([2, 3], [0])), 0)
     smallest = table.head(slices[0])
     queries = [q for q in pool if gold_decisions(smallest, q, source, spec).all(axis=0).sum() >= args.min_positives]
     names = [" AND ".join(f.template.text.removeprefix("{text} ") for f in q.filters) for q in queries]
-    print(f"{recorded} of {len(table)} rows recorded; slices {slices}; {len(queries)} of {len(pool)} queries keep "
-          f">= {args.min_positives} gold rows of the first {slices[0]}: {names}")  # fmt: skip
+    print(f"from row {args.first_row}: {recorded} of {len(table)} rows recorded; slices {slices}; "
+          f"{len(queries)} of {len(pool)} queries keep >= {args.min_positives} gold rows of the first {slices[0]}: "
+          f"{names}")  # fmt: skip
     grid_of = {
         "sizes": [(slices[-1], args.sizes)],
         "growth": [(n, [args.growth_sample]) for n in slices],
@@ -142,7 +148,9 @@ def main() -> None:
             [
                 r
                 for rows, sizes in grid_of[part]
-                for r in grid(table, queries, args.seeds, args.targets, args.systems, replay, sizes, rows)
+                for r in grid(
+                    table, queries, args.seeds, args.targets, args.systems, replay, sizes, rows, args.first_row
+                )
             ]
         )
         write(frame, args.out, part)
@@ -152,8 +160,8 @@ def write(frame: pd.DataFrame, out: Path, part: str) -> None:
     """The runs, their summary (and for the growth part its fit and plot), printed and written under `out`."""
     name = {"sizes": "scale_rt", "growth": "scale_growth"}[part]
     frame.to_csv(out / f"{name}_runs.csv", index=False)
-    by = ("dataset", "rows", "sample_size")
-    summary = summarise(frame, by=by, run=("dataset", "rows", "query", "seed"))[[*by, *COLUMNS[1:]]]
+    by = ("dataset", "first_row", "rows", "sample_size")
+    summary = summarise(frame, by=by, run=("dataset", "first_row", "rows", "query", "seed"))[[*by, *COLUMNS[1:]]]
     summary.to_csv(out / f"{name}.csv", index=False)
     with pd.option_context("display.width", 220, "display.max_columns", 20):
         print(summary.to_string(index=False))
