@@ -21,7 +21,7 @@ optimization + execution on the rest, against gold alone on every row. Stretto s
 
     .venv/bin/python scripts/scale_rt.py                                   # everything recorded so far
     .venv/bin/python scripts/scale_rt.py --seeds 1 --targets 0.7 --sizes 600   # a quick look
-    .venv/bin/python scripts/scale_rt.py --first-row 3750 --out results/scale_rt_from_3750   # slices from row 3,750
+    .venv/bin/python scripts/scale_rt.py --first-row 3750 --out results/scale_from_3750   # slices from row 3,750
 """
 
 from __future__ import annotations
