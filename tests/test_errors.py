@@ -186,6 +186,44 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err and out == ""
 
 
+def test_ctrl_c_that_a_library_turns_into_its_own_error_still_exits_130(monkeypatch, capsys):
+    """pydantic, cut mid-import, turns the KeyboardInterrupt into a SchemaError: the Ctrl-C still ends the job as
+    an interruption (exit 130, one line), not as that library's traceback (exit 1)."""
+    from stretto.experiment import cli
+
+    def job_cut_inside_a_library() -> None:
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt as err:
+            raise RuntimeError("Error building `literal` serializer: KeyboardInterrupt") from err
+
+    monkeypatch.setitem(cli.COMMANDS, "run", job_cut_inside_a_library)
+    monkeypatch.setattr(sys, "argv", ["stretto", "run"])
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as ended:
+            cli.main()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert ended.value.code == 130 and capsys.readouterr().err.strip() == "interrupted"
+
+
+def test_an_error_without_ctrl_c_is_not_called_an_interruption(monkeypatch):
+    from stretto.experiment import cli
+
+    def failing_job() -> None:
+        raise RuntimeError("a real bug")
+
+    monkeypatch.setitem(cli.COMMANDS, "run", failing_job)
+    monkeypatch.setattr(sys, "argv", ["stretto", "run"])
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(RuntimeError, match="a real bug"):
+            cli.main()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_where_value_of_the_wrong_type_is_named():
     import pandas as pd
 

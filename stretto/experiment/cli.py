@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -213,16 +214,27 @@ def main() -> None:
     sys.argv = [f"stretto {command}", *args[words:]]
     # Hydra would print a config error and exit 1, and shorten our tracebacks: let errors come here instead.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    interrupted: list[int] = []
+
+    def on_ctrl_c(signum: int, frame: object) -> None:
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    # A library may turn the KeyboardInterrupt into its own error (pydantic's schema builder, cut mid-import, raises
+    # SchemaError): remember the Ctrl-C itself, so any error that follows it still ends as an interruption.
+    signal.signal(signal.SIGINT, on_ctrl_c)
     try:
         COMMANDS[command]()
-    except KeyboardInterrupt:
-        logging.disable(logging.CRITICAL)  # nothing after it: e.g. torch logs cache stats at exit when cut mid-import
-        print("interrupted", file=sys.stderr, flush=True)
-        raise SystemExit(130) from None
     except CompactHydraException as err:  # a bad override or config group: Hydra's own message, exit 2
         cause = f"\n{err.__cause__}" if isinstance(err.__cause__, OmegaConfBaseException) else ""
         print(f"stretto: {err}{cause}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+    except BaseException as err:
+        if not interrupted and not isinstance(err, KeyboardInterrupt):
+            raise
+        logging.disable(logging.CRITICAL)  # nothing after it: e.g. torch logs cache stats at exit when cut mid-import
+        print("interrupted", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":
