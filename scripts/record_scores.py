@@ -19,9 +19,13 @@ build seconds, measured before any scoring, go to <recording>_builds.csv. `--fil
 
 The recorded seconds are what the replay charges, so they must be the operators' own: record on an otherwise idle
 machine. A pass (one operator answering one predicate on one chunk) slower per row than SLOWED x its operator's
-usual pass (its lower quartile) was slowed by something else (another job, a paused process) and is measured again
-after the chunk, its answers checked to be the very same; each such pass is logged to <recording>_retimed.csv. A
-resumed run checks the passes already recorded the same way.
+usual pass on that predicate (its lower quartile) was slowed by something else (another job, a paused process) and
+is measured again after the chunk, its answers checked to be the very same; each such pass is logged to
+<recording>_retimed.csv. A resumed run checks the passes already recorded the same way. Two CPUs give different
+seconds (and different last bits of the same fp32 answers): `--one-machine` records again, on this machine, each
+chunk the builds log names another machine for (caches, every pass), so that a recording begun on one machine and
+finished on another becomes one machine's; resumable like any run (a chunk is logged as this machine's once its
+answers are saved).
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=None, help="record N rows at a time, saving after each")
     parser.add_argument("--filters-only", action="store_true", help="the workload's filters, not its extracts")
     parser.add_argument("--embeddings", action="store_true", help="record the documents' embeddings only")
+    one_machine = "record again, on this machine, each chunk the builds log does not name it for"
+    parser.add_argument("--one-machine", action="store_true", help=one_machine)
     args = parser.parse_args()
 
     workload = OmegaConf.load(ROOT / "conf" / "workload" / f"{args.workload}.yaml")
@@ -80,11 +86,14 @@ def main() -> None:
     builds = BuildLog(out.with_name(f"{out.stem}_builds.csv"))
     began, passes = time.perf_counter(), Passes(profiles, out.with_name(f"{out.stem}_retimed.csv"))
     recorded = Profile.load(out) if out.exists() else Profile.empty()  # a resumed run, maybe on a new machine
+    # --one-machine: the chunks an earlier run recorded on another machine are built and scored again here
+    again = builds.chunks_not_on(machine(), range(len(chunks))) if args.one_machine else set()
     for number, rows in enumerate(chunks):
         chunk_began = time.perf_counter()
         # each pass the committed recording holds is read back as it was (measured by an earlier run, maybe on
         # another machine: not judged by this run's usual pass), e.g. the filters of a run that adds the extracts
-        seeded = {(t.text, i): seed(profiles, recorded, rows, t, i) for t in templates for i in spec.identities}
+        seeded = {(t.text, i): number not in again and seed(profiles, recorded, rows, t, i)
+                  for t in templates for i in spec.identities}  # fmt: skip
         complete = all(seeded.values())
         if complete:
             print(f"chunk {number + 1}/{len(chunks)}: every answer is in {out} already")
@@ -92,17 +101,21 @@ def main() -> None:
             for identity, variants, stats in source.build_caches(templates, rows):
                 print(f"{identity}: caches of {stats.documents} documents, {len(variants)} variant(s) "
                       f"({stats.built} built, {stats.seconds:.0f} s)")  # fmt: skip
-                builds.add(number, identity, len(variants), stats)
+                builds.add(number, identity, len(variants), stats, replace=number in again)
         for identity in spec.identities:
             for template in templates:
-                judged = not seeded[template.text, identity]
-                mean = passes.add(number, rows, source.operator(template, identity), judged=judged)
+                judged, operator = not seeded[template.text, identity], source.operator(template, identity)
+                if number in again:
+                    profiles.forget(rows, operator)  # the store may hold the recording's answers (seeded earlier)
+                mean = passes.add(number, rows, operator, judged=judged)
                 if judged:
                     print(f"  {identity} | {template.text[:50]}: {mean * 1000:.1f} ms/row")
         if complete:
             continue
         passes.retime()
-        Profile.concat(passes.profiles).save(out)  # the finished part is usable (replayed) after every chunk
+        # the finished part is usable (replayed) after every chunk; rows this run does not cover (--limit) are kept
+        Profile.concat([recorded, *passes.profiles]).save(out)
+        builds.save()  # after the recording: a chunk recorded again is this machine's once its answers are
         done, now = sum(map(len, chunks[: number + 1])), time.perf_counter()
         left = (len(chunks) - number - 1) * (now - chunk_began)  # at this chunk's pace (a resumed one is quick)
         print(f"chunk {number + 1}/{len(chunks)}: {done}/{len(table.df)} rows recorded in {out}, "
@@ -125,9 +138,9 @@ def seed(store: ProfileStore, recorded: Profile, rows: pd.DataFrame, template, i
 
 
 #: A pass (one operator answering one predicate on one chunk) slower per row than this times the operator's usual
-#: pass (the lower quartile of its passes: something else on the machine only ever slows a pass, so the median of
-#: a recording made beside other jobs is itself slowed) was slowed by another job or a paused process: it is
-#: measured again, so the recorded seconds are the operator's own. The answers come out the same (fp32,
+#: pass on that predicate (the lower quartile of its passes: something else on the machine only ever slows a pass,
+#: so the median of a recording made beside other jobs is itself slowed) was slowed by another job or a paused
+#: process: it is measured again, so the recorded seconds are the operator's own. The answers come out the same (fp32,
 #: deterministic); only seconds change.
 SLOWED = 1.25
 
@@ -154,7 +167,7 @@ class Passes:
         return float(self.items[-1][3].records["seconds"].mean())
 
     def retime(self) -> None:
-        """Measure again each pass slower than SLOWED x its operator's usual pass (at most `tries` times a run)."""
+        """Measure again each pass slower than SLOWED x its usual pass (at most `tries` times a run)."""
         for _ in range(self.tries):
             slowed = self._slowed()
             if not slowed:
@@ -174,8 +187,9 @@ class Passes:
                 self._log(chunk, operator, before, after, usual)
 
     def _slowed(self) -> list[tuple[int, float]]:
-        means = pd.DataFrame(
-            [(op.identity, float(p.records["seconds"].mean())) for _, _, op, p in self.items], columns=["op", "s"]
+        means = pd.DataFrame(  # an operator's usual pass per predicate: an extract's decoding costs ~2x a filter's
+            [((op.identity, op.template.text), float(p.records["seconds"].mean())) for _, _, op, p in self.items],
+            columns=["op", "s"],
         )[self.judged]
         usual = means.groupby("op")["s"].transform(lambda s: s.quantile(0.25))
         enough = means.groupby("op")["s"].transform("size") >= 4  # a quartile of a few passes says little
@@ -203,12 +217,26 @@ class BuildLog:
         self.path = path
         self.rows = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=list(self.COLUMNS))
 
-    def add(self, chunk: int, model: str, variants: int, stats: BuildStats) -> None:
-        if ((self.rows["chunk"] == chunk) & (self.rows["model"] == model)).any() or stats.built == 0:
+    def chunks_not_on(self, this: str, chunks) -> set[int]:
+        """The chunks whose caches were built on another machine, or whose builds were never logged."""
+        return {c for c in chunks if set(self.rows.loc[self.rows["chunk"] == c, "machine"]) != {this}}
+
+    def add(self, chunk: int, model: str, variants: int, stats: BuildStats, *, replace: bool = False) -> None:
+        """Log a chunk's builds; `replace`: the chunk is recorded again on this machine (its row says so even where
+        the caches were found stored: built 0, no seconds), written by `save` once the chunk's answers are."""
+        logged = (self.rows["chunk"] == chunk) & (self.rows["model"] == model)
+        if replace:
+            self.rows = self.rows[~logged]
+        elif logged.any() or stats.built == 0:
             return  # logged already, or resumed whole: nothing was built
+        per_document = round(stats.seconds / stats.built, 4) if stats.built else float("nan")
         row = [chunk, model, variants, stats.documents, stats.built, round(stats.seconds, 3), stats.prefill_tokens,
-               round(stats.seconds / stats.built, 4), machine()]  # fmt: skip
+               per_document, machine()]  # fmt: skip
         self.rows = pd.concat([self.rows, pd.DataFrame([row], columns=list(self.COLUMNS))], ignore_index=True)
+        if not replace:
+            self.save()
+
+    def save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
         self.rows.to_csv(tmp, index=False)
         tmp.replace(self.path)

@@ -294,3 +294,49 @@ def test_passes_read_back_from_a_recording_made_on_another_machine_are_not_calle
     assert not (tmp_path / "retimed.csv").exists()
     kept = [float(p.records["seconds"].mean()) for p in passes.profiles]
     assert min(kept[:4]) > 2.5 * max(kept[4:])  # the slower machine's seconds, as recorded
+
+
+def test_one_machine_records_again_the_chunks_logged_on_another_and_logs_them_once_saved(tmp_path):
+    """`--one-machine`: chunks built elsewhere (or never logged) are recorded again; a chunk's new row replaces the
+    other machine's only when `save` runs (after the chunk's answers are in the recording), so an interrupted run
+    records that chunk again when resumed."""
+    record_scores = record_scores_script()
+    here = record_scores.machine()
+    path = tmp_path / "builds.csv"
+    pd.DataFrame([[0, "m@1", 3, 8, 8, 4.0, 100, 0.5, "AMD EPYC (2 cores)"],
+                  [1, "m@1", 3, 8, 8, 2.0, 100, 0.25, here]], columns=record_scores.BuildLog.COLUMNS
+                 ).to_csv(path, index=False)  # fmt: skip
+    log = record_scores.BuildLog(path)
+    assert log.chunks_not_on(here, range(3)) == {0, 2}
+    stats = record_scores.BuildStats(documents=8, built=8, seconds=1.6, prefill_tokens=100)
+    log.add(0, "m@1", 3, stats, replace=True)
+    assert record_scores.BuildLog(path).chunks_not_on(here, range(3)) == {0, 2}  # not saved yet: still AMD's
+    log.save()
+    saved = record_scores.BuildLog(path)
+    assert saved.chunks_not_on(here, range(3)) == {2}
+    assert saved.rows.loc[saved.rows["chunk"] == 0, "seconds_per_document"].tolist() == [0.2]
+    log.add(1, "m@1", 3, record_scores.BuildStats(documents=8, built=0, seconds=0.0, prefill_tokens=0))
+    assert len(record_scores.BuildLog(path).rows) == 2  # resumed whole on this machine: nothing new to log
+
+
+def test_an_extract_slower_than_the_same_operators_filters_is_not_called_slowed(tmp_path):
+    """An operator's usual pass is per predicate: decoding an extract costs it ~2x a filter's one step, on every
+    chunk; judged against its filters' passes, every extract pass would be measured again for nothing."""
+    record_scores = record_scores_script()
+
+    class Extracting(FakeOperator):
+        template = Template("the [sentiment] (positive/negative) of {text}")
+
+        def score(self, rows, *, progress=True):
+            scored = super().score(rows, progress=progress)
+            return ScoredRows(scored.scores, scored.seconds * 2.2, scored.tokens, 0, scored.values)
+
+    store, df = ProfileStore(tmp_path / "profiles"), rows(48)
+    passes = record_scores.Passes(store, tmp_path / "retimed.csv")
+    extract = Extracting()
+    for chunk in range(6):
+        part = df.iloc[chunk * 8 : chunk * 8 + 8]
+        passes.add(chunk, part, FakeOperator())
+        passes.add(chunk, part, extract)
+    passes.retime()
+    assert extract.calls == [8] * 6 and not (tmp_path / "retimed.csv").exists()
