@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
@@ -68,3 +69,102 @@ def test_the_gold_operator_alone_reproduces_gold_decisions_exactly(movie):
     decisions = gold_decisions(table, query, source, spec)
     gold = source.operator(query.filters[0].template, spec.gold_identity).score(table.df, progress=False)
     np.testing.assert_array_equal(gold.scores > 0, decisions[0])
+
+
+def script(name: str):
+    """One of scripts/ as a module."""
+    import importlib.util
+    import sys
+
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+    sys.path.insert(0, str(scripts))  # it imports its sibling scripts (end_to_end, paper_reproduction, ...)
+    try:
+        spec = importlib.util.spec_from_file_location(name, scripts / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(scripts))
+    return module
+
+
+def test_the_scale_journal_keeps_each_run_once_and_only_for_its_recording(tmp_path):
+    """A scale grid interrupted (or split over sessions, BARGAIN's slow runs later) resumes: each finished run is
+    on disk, skipped when asked again for the same recording, and run again once the recording changed."""
+    scale_rt = script("scale_rt")
+    path = tmp_path / "scale_rt_runs.csv"
+    cell = {"recording": "abc", "dataset": "movie_rt", "first_row": 0, "rows": 1000, "sample_size": None,
+            "query": 0, "query_name": "is a rave review AND mentions excellent acting", "seed": 0, "target": 0.7,
+            "system": "lotus"}  # fmt: skip
+    run = {**cell, "met": True, "fallback": False, "learned": False, "total_seconds": 12.5}
+    scale_rt.Journal(path, "abc").add(run)
+    scale_rt.Journal(path, "abc").add({**run, "system": "stretto", "sample_size": 600})
+    again = scale_rt.Journal(path, "abc")
+    assert again.key(cell) in again.done  # read back: sample size NaN == None, seed and rows as numbers
+    assert again.key({**cell, "system": "stretto", "sample_size": 600.0}) in again.done
+    assert again.key({**cell, "seed": 1}) not in again.done and again.key({**cell, "target": 0.9}) not in again.done
+    assert len(again.current(0)) == 2 and again.current(0)["met"].dtype == bool and again.current(3750).empty
+    changed = scale_rt.Journal(path, "def")  # the recording was made again: its runs are run again
+    assert changed.key({**cell, "recording": "def"}) not in changed.done and changed.current(0).empty
+
+
+def test_a_multi_table_workload_reproduces_as_its_dataset_with_its_own_recording_and_shapes():
+    """Rotowire's team workload runs on dataset rotowire (the joins build its relation), replays
+    recordings/rotowire_teams.parquet and draws filters with extracts; movie keeps its conjunctions."""
+    from types import SimpleNamespace
+
+    from hydra import compose, initialize_config_dir
+
+    from stretto.experiment.cli import CONF_DIR
+
+    reproduction = script("paper_reproduction")
+    args = SimpleNamespace(filters=None, extracts=None, alpha=0.95, rule="ltt", experiment="e", sweep="s",
+                           mlflow_dir=Path("/tmp/m"))  # fmt: skip
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        teams = compose("config", reproduction.cell_overrides("rotowire_teams", 3, 50, 1, 0.7, "stretto", args))
+        movie = compose("config", reproduction.cell_overrides("movie", 3, 50, 1, 0.7, "lotus", args))
+    assert teams.dataset.name == "rotowire" and teams.workload.table == "teams" and len(teams.workload.joins) == 2
+    assert teams.backend.recording.endswith("recordings/rotowire_teams.parquet")
+    assert list(teams.query.filters) == [1, 2] and list(teams.query.extracts) == [1]
+    assert movie.dataset.name == "movie" and movie.backend.recording.endswith("recordings/movie.parquet")
+    assert list(movie.query.filters) == [2, 3] and list(movie.query.extracts) == [0]
+    args.filters, args.extracts = [2], [1]  # the command line wins
+    assert reproduction.shape("rotowire_teams", args) == ([2], [1])
+
+
+def test_the_papers_published_figures_are_read_as_design_section_3_does():
+    """met = precision and recall both at their targets; the speed-up is LOTUS's summed execution over the
+    system's on the same queries; a bad artifacts folder is a clear error with exit code 2."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "paper_published.py"
+    spec = importlib.util.spec_from_file_location("paper_published", script)
+    published = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(published)
+    rows = [  # approach, query, precision, recall, execution, tuning
+        ("optim_global", "q1", 0.95, 0.80, 10.0, 5.0),
+        ("optim_global", "q2", 0.60, 0.90, 30.0, 5.0),
+        ("lotus", "q1", 0.99, 0.99, 100.0, 5.0),
+        ("lotus", "q2", 0.99, 0.71, 300.0, 5.0),
+    ]
+    metrics = pd.DataFrame(
+        [
+            {
+                "approach_name": a,
+                "query": q,
+                "precision_guarantee": 0.7,
+                "recall_guarantee": 0.7,
+                "precision": p,
+                "recall": r,
+                "execution_cost_runtime": e,
+                "tuning_cost_runtime": t,
+                "total_cost_runtime": e + t,
+            }
+            for a, q, p, r, e, t in rows
+        ]
+    )
+    table = published.published(metrics, "movie").set_index("system")
+    assert table.loc["stretto", "met_rate"] == 0.5 and table.loc["lotus", "met_rate"] == 1.0
+    assert table.loc["stretto", "lotus_exec_over"] == 10.0  # 400 / 40
+    assert table.loc["stretto", "lotus_total_over"] == 410 / 50
+    with pytest.raises(SystemExit):
+        published.published(metrics.assign(approach_name="palimpzest"), "movie")
