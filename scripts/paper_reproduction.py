@@ -48,16 +48,30 @@ from stretto.plan.workload import Workload
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = (0.5, 0.7, 0.9)
-# Enron's 250 e-mails: a 15% sample holds too few positives of any conjunction to certify anything.
-DATASET_SETTINGS = {"movie": {"fraction": 0.15, "min_positives": 20}, "enron": {"fraction": 0.3, "min_positives": 10}}
+# Per workload (conf/workload/): its profiling sample, the gold rows a usable query keeps, and its query shapes
+# (filters and extracts per query) unless --filters / --extracts say otherwise. Enron's 250 e-mails: a 15% sample
+# holds too few positives of any conjunction to certify anything. Rotowire's team-game pairs and ecommerce's products
+# draw filters and extracts together, as the paper's shapes do (ecommerce has one filter).
+DATASET_SETTINGS = {
+    "movie": {"fraction": 0.15, "min_positives": 20, "filters": [2, 3], "extracts": [0]},
+    "enron": {"fraction": 0.3, "min_positives": 10, "filters": [2, 3], "extracts": [0]},
+    "rotowire_teams": {"fraction": 0.15, "min_positives": 20, "filters": [1, 2], "extracts": [1]},
+    "ecommerce": {"fraction": 0.15, "min_positives": 20, "filters": [1], "extracts": [1, 2]},
+}
 
 
-def replayed(dataset: str):
-    """(workload, table, default family, its replayed operators, the recorded embeddings) of a bundled workload."""
-    workload = Workload.of(config_file("workload", dataset))
-    table = load_dataset(workload.dataset)[workload.table]
+def recording_of(name: str) -> Path:
+    """A workload's recording of the default family (scripts/record_scores.py)."""
+    return ROOT / "recordings" / f"{name}.parquet"
+
+
+def replayed(name: str):
+    """(workload, table, default family, its replayed operators, the recorded embeddings) of a bundled workload;
+    the table is the relation its predicates read (rotowire: the joined (team, game) pairs)."""
+    workload = Workload.of(config_file("workload", name))
+    table = workload.relation(load_dataset(workload.dataset))
     spec = family_spec("default")
-    recording = ROOT / "recordings" / f"{dataset}.parquet"
+    recording = recording_of(name)
     source = operator_source(spec, "replay", recording=recording)
     return workload, table, spec, source, embedding_source("replay", recording=recording)
 
@@ -82,23 +96,31 @@ RULES = {
 }
 
 
-def cell_overrides(dataset: str, index: int, count: int, seed: int, target: float, system: str, args) -> list[str]:
-    name = f"{dataset}_q{index}_s{seed}_t{target}_{system}"
+def shape(workload: str, args) -> tuple[list[int], list[int]]:
+    """(filters, extracts) per query of a workload's queries: --filters / --extracts, else its settings."""
+    settings = DATASET_SETTINGS[workload]
+    return args.filters or settings["filters"], args.extracts or settings["extracts"]
+
+
+def cell_overrides(workload: str, index: int, count: int, seed: int, target: float, system: str, args) -> list[str]:
+    name = f"{workload}_q{index}_s{seed}_t{target}_{system}"
+    filters, extracts = shape(workload, args)
     return [
-        f"dataset={dataset}",
-        f"workload={dataset}",
+        f"dataset={config_file('workload', workload)['dataset']}",
+        f"workload={workload}",
         "query=generated",
-        f"query.filters=[{','.join(map(str, args.filters))}]",
-        f"query.extracts=[{','.join(map(str, args.extracts))}]",
+        f"query.filters=[{','.join(map(str, filters))}]",
+        f"query.extracts=[{','.join(map(str, extracts))}]",
         f"query.count={count}",
         "query.seed=0",
         f"query.index={index}",
         "backend=replay",
+        f"backend.recording={recording_of(workload)}",
         f"targets.precision={target}",
         f"targets.recall={target}",
         f"targets.alpha={args.alpha}",
         f"seed={seed}",
-        f"profiling.fraction={DATASET_SETTINGS[dataset]['fraction']}",
+        f"profiling.fraction={DATASET_SETTINGS[workload]['fraction']}",
         *system_overrides(system),
         *(RULES[args.rule] if system in GRADIENT_SYSTEMS else []),
         f"tracking.experiment={args.experiment}",
@@ -164,8 +186,9 @@ def main() -> None:
     parser.add_argument("--sweep", default=None, help="MLflow parent run (default: --name)")
     parser.add_argument("--mlflow-dir", type=Path, default=ROOT / "mlruns")
     parser.add_argument("--out", type=Path, default=ROOT / "results")
-    parser.add_argument("--filters", type=int, nargs="+", default=[2, 3], help="filters per query")
-    parser.add_argument("--extracts", type=int, nargs="+", default=[0], help="extracts per query")
+    shapes = "per query (default: the workload's, DATASET_SETTINGS)"
+    parser.add_argument("--filters", type=int, nargs="+", default=None, help=f"filters {shapes}")
+    parser.add_argument("--extracts", type=int, nargs="+", default=None, help=f"extracts {shapes}")
     parser.add_argument("--name", default="paper_reproduction", help="output files results/<name>.csv/.md")
     parser.add_argument(
         "--rule", default="paper", choices=sorted(RULES), help="certification rule of Stretto's optimizer"
@@ -178,9 +201,7 @@ def main() -> None:
     began = time.perf_counter()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         for dataset in args.datasets:
-            usable, count = usable_queries(
-                dataset, DATASET_SETTINGS[dataset]["min_positives"], args.filters, args.extracts
-            )
+            usable, count = usable_queries(dataset, DATASET_SETTINGS[dataset]["min_positives"], *shape(dataset, args))
             print(f"{dataset}: {len(usable)} of {count} generated queries have enough gold positives")
             cells = [
                 (usable[i % len(usable)], i, target, system)
@@ -193,10 +214,11 @@ def main() -> None:
                 run_cell(cfg, run_job, system)
     tracking = {"uri": f"sqlite:///{args.mlflow_dir}/mlflow.db", "experiment": args.experiment}
     runs = runs_frame(tracking, args.sweep)
-    runs = runs[runs.dataset.isin(args.datasets) & runs.system.isin(args.systems)]
+    datasets = {config_file("workload", workload)["dataset"] for workload in args.datasets}
+    runs = runs[runs.dataset.isin(datasets) & runs.system.isin(args.systems)]
     table, paper = summarise(runs)
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.extracts != [0]:  # a shape benchmark: met_rate is against the gold operator's decisions and values
+    if args.extracts not in (None, [0]):  # a shape benchmark: met_rate is against gold's decisions and values
         table = table.rename(columns={"met_rate_gold": "met_rate"})
     table.to_csv(args.out / f"{args.name}.csv", index=False)
     (args.out / f"{args.name}.md").write_text(markdown(paper))
