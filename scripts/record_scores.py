@@ -14,8 +14,9 @@ operators), with its build seconds: recordings/<workload>_embeddings.parquet (`-
 
 `--chunk N` records N rows at a time (the table's order) and rewrites the recording after each chunk, so an
 interrupted run leaves a usable recording of its first chunks and resumes where it stopped; each chunk's KV-cache
-build seconds, measured before any scoring, go to <recording>_builds.csv. `--filters-only` leaves the extracts out
-(a later run without it adds them: what is recorded is read back from the profile store).
+build seconds, measured before any scoring, go to <recording>_builds.csv. `--filters-only` leaves the extracts out,
+`--extracts NAME ...` keeps only those (a later run without it adds the others: what is recorded is read back from
+the profile store).
 
 The recorded seconds are what the replay charges, so they must be the operators' own: record on an otherwise idle
 machine. A pass (one operator answering one predicate on one chunk) slower per row than SLOWED x its operator's
@@ -62,6 +63,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=None, help="record N rows at a time, saving after each")
     parser.add_argument("--filters-only", action="store_true", help="the workload's filters, not its extracts")
     parser.add_argument("--embeddings", action="store_true", help="record the documents' embeddings only")
+    named = "only these extracts, by their [output] name (a later run without it adds the others)"
+    parser.add_argument("--extracts", nargs="+", default=None, metavar="NAME", help=named)
     one_machine = "record again, on this machine, each chunk the builds log does not name it for"
     parser.add_argument("--one-machine", action="store_true", help=one_machine)
     args = parser.parse_args()
@@ -72,7 +75,10 @@ def main() -> None:
     table = Workload.of(OmegaConf.to_container(workload, resolve=True)).relation(load_dataset(workload.dataset))
     if args.limit is not None:
         table = table.head(args.limit)
-    extracts = [] if args.filters_only else workload.get("extracts") or []
+    try:  # a misspelt extract stops here, exit 2, before any model loads
+        extracts = [] if args.filters_only else chosen(workload.get("extracts") or [], args.extracts)
+    except ValueError as err:
+        parser.error(str(err))
     templates = [parse_template(f.template) for f in [*workload.filters, *extracts]]
     out = args.out or ROOT / "recordings" / f"{args.workload}.parquet"
     record_embeddings(table.df, templates, out.with_name(f"{out.stem}_embeddings.parquet"))
@@ -120,6 +126,16 @@ def main() -> None:
         left = (len(chunks) - number - 1) * (now - chunk_began)  # at this chunk's pace (a resumed one is quick)
         print(f"chunk {number + 1}/{len(chunks)}: {done}/{len(table.df)} rows recorded in {out}, "
               f"{now - began:.0f} s so far, about {left / 60:.0f} min left at this chunk's pace")  # fmt: skip
+
+
+def chosen(extracts: list, names: list[str] | None) -> list:
+    """The workload's extracts named on the command line (all of them when none is)."""
+    if names is None:
+        return list(extracts)
+    outputs = {parse_template(e.template).output: e for e in extracts}
+    if unknown := sorted(set(names) - set(outputs)):
+        raise ValueError(f"--extracts: no extract named {unknown} in the workload; its extracts are {sorted(outputs)}")
+    return [outputs[name] for name in names]
 
 
 def seed(store: ProfileStore, recorded: Profile, rows: pd.DataFrame, template, identity: str) -> bool:

@@ -131,6 +131,32 @@ def test_a_multi_table_workload_reproduces_as_its_dataset_with_its_own_recording
     assert reproduction.shape("rotowire_teams", args) == ([2], [1])
 
 
+def test_a_reproduction_of_one_dataset_keeps_the_other_datasets_rows(tmp_path):
+    """`--datasets rotowire_teams` on a machine whose MLflow store holds only rotowire's runs rewrites rotowire's
+    rows of results/paper_reproduction.csv and keeps movie's; the section 3 table is drawn from both."""
+    reproduction = script("paper_reproduction")
+    row = {"target": "0.5/0.5", "queries": 20, "met_rate_gold": 1.0, "exec_seconds": 10.0}
+    earlier = pd.DataFrame([{**row, "dataset": "movie", "system": "stretto"},
+                            {**row, "dataset": "movie", "system": "lotus", "exec_seconds": 30.0},
+                            {**row, "dataset": "rotowire", "system": "stretto", "queries": 1}])  # fmt: skip
+    path = tmp_path / "paper_reproduction.csv"
+    earlier.rename(columns=reproduction.SHAPE_COLUMNS).to_csv(path, index=False)  # a shape benchmark's file
+    now = pd.DataFrame([{**row, "dataset": "rotowire", "system": s, "exec_seconds": x}
+                        for s, x in (("stretto", 20.0), ("lotus", 10.0))])  # fmt: skip
+    merged = reproduction.with_other_datasets(now, path)
+    assert sorted(zip(merged.dataset, merged.system, merged.queries, strict=True)) == [
+        ("movie", "lotus", 20),
+        ("movie", "stretto", 20),
+        ("rotowire", "lotus", 20),
+        ("rotowire", "stretto", 20),
+    ]
+    paper = reproduction.paper_table(merged).set_index("dataset")
+    assert (
+        paper.loc["movie", "lotus_over_stretto_time"] == 3.0 and paper.loc["rotowire", "lotus_over_stretto_time"] == 0.5
+    )
+    assert reproduction.with_other_datasets(now, tmp_path / "none.csv").equals(now)
+
+
 def test_the_papers_published_figures_are_read_as_design_section_3_does():
     """met = precision and recall both at their targets; the speed-up is LOTUS's summed execution over the
     system's on the same queries; a bad artifacts folder is a clear error with exit code 2."""

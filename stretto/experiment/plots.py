@@ -60,7 +60,7 @@ def runs_frame(tracking: Mapping[str, Any], sweep: str | None = None) -> pd.Data
         raise QueryError(f"no finished runs of a system in experiment '{tracking['experiment']}'" + (
             f", sweep '{sweep}'" if sweep else "") + ": run a sweep first")  # fmt: skip
     raw = raw[raw["tags.stretto.system"].notna()]
-    runs = raw[[c for c in COLUMNS if c in raw]].rename(columns=COLUMNS)
+    runs = raw.reindex(columns=list(COLUMNS)).rename(columns=COLUMNS)  # a metric no run logged (met_human): NaN
     operators = raw[[c for c in raw if c.startswith("metrics.operator.")]]
     runs = pd.concat([runs, operators.rename(columns=lambda c: c.removeprefix("metrics."))], axis=1)
     return with_target(runs)
