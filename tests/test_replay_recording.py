@@ -194,3 +194,22 @@ def test_the_papers_published_figures_are_read_as_design_section_3_does():
     assert table.loc["stretto", "lotus_total_over"] == 410 / 50
     with pytest.raises(SystemExit):
         published.published(metrics.assign(approach_name="palimpzest"), "movie")
+
+
+def test_truth_accuracy_counts_a_missing_truth_right_only_when_the_operator_says_nothing():
+    truth_accuracy = script("truth_accuracy")
+    truth = pd.Series([1, 2, pd.NA, 4, pd.NA], dtype="Int64")
+    values = pd.Series(["1", "3", None, "4.0", "7"], dtype=object)
+    measured = truth_accuracy.accuracy(truth, values)
+    assert measured == {"rows": 5, "known": 0.6, "answered": 0.8, "right_known": 2 / 3, "right": 0.6}
+
+
+def test_rotowire_box_scores_rank_the_gold_extractor_above_every_cheap_one():
+    """Against the published box scores, on all 1,309 team-game pairs of the committed recording, Qwen 1.5B (the
+    gold operator) extracts each labelled number right more often than every Qwen 0.5B variant."""
+    frame = script("truth_accuracy").measure("rotowire_teams")
+    assert set(frame["extract"]) == {"Wins", "Losses", "Total_points", "Points_in_4th_quarter"}
+    assert (frame["rows"] == 1309).all() and len(frame) == 16
+    for extract, rows in frame.groupby("extract"):
+        gold = rows["operator"].str.startswith("qwen2.5-coder-1.5b")
+        assert rows.loc[gold, "right_known"].item() > rows.loc[~gold, "right_known"].max(), extract
