@@ -10,6 +10,11 @@ against it, the gold operator included, from the recording (no model runs):
                                    missing truth, "the report does not say", is right only when the operator
                                    gives no value either)
 
+    results/truth_<workload>_won.csv   rotowire only: the filters "won the game" / "lost the game" against the
+                                   box scores (a team won when its total points exceed its opponent's in the
+                                   same game, both published): per operator, the AUC of its score and, for the
+                                   gold operator, the share of pairs it says yes to and its accuracy
+
     .venv/bin/python scripts/truth_accuracy.py --workload rotowire_teams
     .venv/bin/python scripts/truth_accuracy.py --workload ecommerce
 
@@ -74,6 +79,49 @@ def measure(name: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def box_score_won(pairs: pd.DataFrame) -> pd.Series:
+    """Per (team, game) pair: its total points exceed the other team's in that game (NA unless both are given)."""
+    points = pairs["Total_points_truth"].astype("Float64")
+    game = points.groupby(pairs["game_id"])
+    both = game.transform("count").eq(2) & points.notna()
+    return (points > game.transform("sum") - points).where(both).astype("boolean")
+
+
+def won_filters(name: str) -> pd.DataFrame:
+    """Rotowire's won / lost filters against the box-score winner: AUC per operator, the gold decision's yes share
+    and accuracy (pairs whose winner is known)."""
+    from sklearn.metrics import roc_auc_score
+
+    from stretto.api import family_spec, operator_source
+    from stretto.execution.gold import gold_decisions
+    from stretto.plan.query import Query
+
+    workload = Workload.of(OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "workload" / f"{name}.yaml")))
+    table = workload.relation(load_dataset(workload.dataset))
+    won = box_score_won(table.df).reset_index(drop=True)
+    known = won.notna().to_numpy()
+    recording = ROOT / "recordings" / f"{name}.parquet"
+    recorded = pd.read_parquet(recording, columns=["row_key", "template", "score", "operator"])
+    spec = family_spec("default")
+    source = operator_source(spec, "replay", recording=recording)
+    rows = []
+    for f in workload.filters:
+        says = "won" if " won the game" in f.template.text else "lost" if " lost the game" in f.template.text else None
+        if says is None:
+            continue
+        truth = won[known].to_numpy(bool) == (says == "won")
+        gold = gold_decisions(table, Query.of(table.name, [{"template": f.template.text}]), source, spec)[0]
+        keys = row_keys(table.df, f.template)
+        for operator, answers in recorded[recorded["template"] == f.template.text].groupby("operator"):
+            score = answers.drop_duplicates("row_key").set_index("row_key")["score"].reindex(keys).to_numpy()
+            row = {"filter": f.template.text, "operator": operator, "pairs_known": int(known.sum()),
+                   "true_share": truth.mean(), "auc": roc_auc_score(truth, score[known])}  # fmt: skip
+            if operator == spec.gold_identity:
+                row |= {"gold_yes_share": gold.mean(), "gold_accuracy": (gold[known] == truth).mean()}
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", default="rotowire_teams", help="a file in conf/workload/ with a recording")
@@ -88,6 +136,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out / f"truth_{args.workload}.csv", index=False, float_format="%.4f")
     print(frame.to_string(index=False, float_format="{:.3f}".format))
+    if args.workload == "rotowire_teams":
+        won = won_filters(args.workload)
+        won.to_csv(args.out / f"truth_{args.workload}_won.csv", index=False, float_format="%.4f")
+        print(won.to_string(index=False, float_format="{:.3f}".format))
 
 
 if __name__ == "__main__":

@@ -213,3 +213,11 @@ def test_rotowire_box_scores_rank_the_gold_extractor_above_every_cheap_one():
     for extract, rows in frame.groupby("extract"):
         gold = rows["operator"].str.startswith("qwen2.5-coder-1.5b")
         assert rows.loc[gold, "right_known"].item() > rows.loc[~gold, "right_known"].max(), extract
+
+
+def test_a_box_score_winner_needs_both_teams_points():
+    won = script("truth_accuracy").box_score_won(pd.DataFrame({
+        "game_id": [1, 1, 2, 2, 3],
+        "Total_points_truth": pd.array([101, 99, 90, None, 100], dtype="Int64"),
+    }))  # fmt: skip
+    assert won.tolist() == [True, False, pd.NA, pd.NA, pd.NA]
