@@ -19,8 +19,8 @@ against it, the gold operator included, from the recording (no model runs):
     .venv/bin/python scripts/truth_accuracy.py --workload ecommerce
 
 Values compare as the runs compare them (`stretto.plan.answers.same_answer`: numbers by value, text ignoring case
-and spacing). A result can be no more precise against the truth than its gold operator is right: that share bounds
-every system's precision against the truth on these extracts.
+and spacing). Plans that answer an extract with the gold operator (or with a cheaper one certified to agree with
+it) are about as precise against the truth as the gold operator is right.
 """
 
 from __future__ import annotations
@@ -30,9 +30,13 @@ from pathlib import Path
 
 import pandas as pd
 from omegaconf import OmegaConf
+from sklearn.metrics import roc_auc_score
 
+from stretto.api import family_spec, operator_source
 from stretto.data.datasets import load_dataset
+from stretto.execution.gold import gold_decisions
 from stretto.plan.answers import same_answer
+from stretto.plan.query import Query
 from stretto.plan.template import parse_template
 from stretto.plan.workload import Workload
 from stretto.profiling.profile import row_keys
@@ -90,12 +94,6 @@ def box_score_won(pairs: pd.DataFrame) -> pd.Series:
 def won_filters(name: str) -> pd.DataFrame:
     """Rotowire's won / lost filters against the box-score winner: AUC per operator, the gold decision's yes share
     and accuracy (pairs whose winner is known)."""
-    from sklearn.metrics import roc_auc_score
-
-    from stretto.api import family_spec, operator_source
-    from stretto.execution.gold import gold_decisions
-    from stretto.plan.query import Query
-
     workload = Workload.of(OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "workload" / f"{name}.yaml")))
     table = workload.relation(load_dataset(workload.dataset))
     won = box_score_won(table.df).reset_index(drop=True)
