@@ -20,8 +20,11 @@ which breaks on a second filter), and calibration is on the raw log-odds (the sa
 Why a port and not the package: lotus-ai 1.2.4 requires numpy<2 and sentence-transformers<4 (hence
 transformers<5), while kvpress needs transformers>=5.2: they cannot share an environment. The port keeps LOTUS's
 arithmetic exactly (its quirks included: accepted positives count unweighted in the recall estimate; tau_+ = 1.0
-still keeps the top quantile); `make lotus-test` calls the real package in its own virtualenv on the same arrays
-and compares (tests/test_lotus_original.py), and tests/test_baselines.py pins worked examples.
+still keeps the top quantile; the corrected recall target UB(z1) / (UB(z1) + LB(z2)) is formed from the per-row
+means of the two sides, not their sums, so it falls below the target where positives spread evenly over the proxy's
+scores: .71 -> .43 on rotowire's "won the game", README); `make lotus-test` calls the real package in its own
+virtualenv on the same arrays and compares (tests/test_lotus_original.py), and tests/test_baselines.py pins worked
+examples.
 """
 
 from __future__ import annotations
