@@ -2,6 +2,7 @@
 Ctrl-C), before any model loads, never a traceback; stdout carries only results. No test here loads a model."""
 
 import http.server
+import logging
 import signal
 import subprocess
 import sys
@@ -203,8 +204,9 @@ def test_ctrl_c_that_a_library_turns_into_its_own_error_still_exits_130(monkeypa
     try:
         with pytest.raises(SystemExit) as ended:
             cli.main()
-    finally:
+    finally:  # main() leaves the process to exit: its handler and its silenced logging must not outlive this test
         signal.signal(signal.SIGINT, previous)
+        logging.disable(logging.NOTSET)
     assert ended.value.code == 130 and capsys.readouterr().err.strip() == "interrupted"
 
 

@@ -303,7 +303,7 @@ def test_one_machine_records_again_the_chunks_logged_on_another_and_logs_them_on
     record_scores = record_scores_script()
     here = record_scores.machine()
     path = tmp_path / "builds.csv"
-    pd.DataFrame([[0, "m@1", 3, 8, 8, 4.0, 100, 0.5, "AMD EPYC (2 cores)"],
+    pd.DataFrame([[0, "m@1", 3, 8, 8, 4.0, 100, 0.5, f"not {here}"],  # another machine, whichever runs this
                   [1, "m@1", 3, 8, 8, 2.0, 100, 0.25, here]], columns=record_scores.BuildLog.COLUMNS
                  ).to_csv(path, index=False)  # fmt: skip
     log = record_scores.BuildLog(path)
