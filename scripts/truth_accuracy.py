@@ -62,6 +62,12 @@ def given(value: object) -> bool:
     return not pd.isna(value) and str(value).strip() != ""
 
 
+def by_operator(recorded: pd.DataFrame, template: str, keys, column: str):
+    """(operator, its recorded `column` on each row of `keys`, NaN where it did not answer) for one predicate."""
+    for operator, answers in recorded[recorded["template"] == template].groupby("operator"):
+        yield operator, answers.drop_duplicates("row_key").set_index("row_key")[column].reindex(keys)
+
+
 def measure(name: str) -> pd.DataFrame:
     """Per (labelled extract, recorded operator) of a workload: `accuracy` against its truth, on every row."""
     config = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "workload" / f"{name}.yaml"))
@@ -74,10 +80,10 @@ def measure(name: str) -> pd.DataFrame:
     for extract in (e for e in config.get("extracts") or [] if e.get("label")):
         template = parse_template(extract["template"])
         keys, truth = row_keys(table, template), table[extract["label"]].reset_index(drop=True)
-        for operator, answers in recorded[recorded["template"] == extract["template"]].groupby("operator"):
-            if not pd.Index(keys).isin(answers["row_key"]).all():
+        answered = recorded[recorded["template"] == extract["template"]].groupby("operator")["row_key"].agg(set)
+        for operator, values in by_operator(recorded, extract["template"], keys, "value"):
+            if not set(keys) <= answered[operator]:
                 continue  # a recording of part of the table: measured once it covers every row
-            values = answers.drop_duplicates("row_key").set_index("row_key")["value"].reindex(keys)
             rows.append({"extract": template.output, "label": extract["label"], "operator": operator}
                         | accuracy(truth, values.reset_index(drop=True)))  # fmt: skip
     return pd.DataFrame(rows)
@@ -110,8 +116,8 @@ def won_filters(name: str) -> pd.DataFrame:
         truth = won[known].to_numpy(bool) == (says == "won")
         gold = gold_decisions(table, Query.of(table.name, [{"template": f.template.text}]), source, spec)[0]
         keys = row_keys(table.df, f.template)
-        for operator, answers in recorded[recorded["template"] == f.template.text].groupby("operator"):
-            score = answers.drop_duplicates("row_key").set_index("row_key")["score"].reindex(keys).to_numpy()
+        for operator, scores in by_operator(recorded, f.template.text, keys, "score"):
+            score = scores.to_numpy()
             row = {"filter": f.template.text, "operator": operator, "pairs_known": int(known.sum()),
                    "true_share": truth.mean(), "auc": roc_auc_score(truth, score[known])}  # fmt: skip
             if operator == spec.gold_identity:
