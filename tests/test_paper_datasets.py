@@ -3,6 +3,7 @@ workloads, the generator's query shapes and numeric answer comparison. Fast: no 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from stretto.plan.pipeline import Pipeline
 from stretto.plan.query import Query
 from stretto.plan.query_generator import PAPER_SHAPES, describe, queries_by_shape, shape_name
 from stretto.plan.template import Template, parse_template
-from stretto.plan.workload import Workload
+from stretto.plan.workload import GroupSample, Workload
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 WORKLOADS = ("rotowire_teams", "rotowire_players", "ecommerce")
@@ -35,8 +36,10 @@ def ecommerce() -> dict[str, Table]:
     return load_dataset("ecommerce")
 
 
-def workload(name: str) -> Workload:
-    return Workload.of(yaml.safe_load((CONF / "workload" / f"{name}.yaml").read_text()))
+def workload(name: str, *, sampled: bool = False) -> Workload:
+    """A workload file; over every joined pair unless `sampled` (rotowire players reads a sample of games)."""
+    w = Workload.of(yaml.safe_load((CONF / "workload" / f"{name}.yaml").read_text()))
+    return w if sampled else replace(w, sample=None)
 
 
 def frames(tables: dict[str, Table]) -> dict[str, pd.DataFrame]:
@@ -171,6 +174,33 @@ def test_a_workload_join_needs_a_key() -> None:
         Workload.of(spec | {"joins": [{"table": "teams_to_games"}]})
     with pytest.raises(QueryError, match="unknown table"):
         Workload.of(spec).relation({"reports": Table("reports", pd.DataFrame({"game_id": [0]}), text_columns=())})
+
+
+def test_rotowire_players_reads_every_pair_of_a_seeded_sample_of_games(rotowire: dict[str, Table]) -> None:
+    sampled = workload("rotowire_players", sampled=True)
+    assert sampled.sample == GroupSample("game_id", 90, 0)
+    pairs, every = sampled.relation(rotowire).df, workload("rotowire_players").relation(rotowire).df
+    assert (len(pairs), pairs["game_id"].nunique()) == (580, 90)
+    games = every[every["game_id"].isin(pairs["game_id"])]  # whole games: each sampled game keeps all its pairs
+    assert pairs.reset_index(drop=True).equals(games.reset_index(drop=True))
+    assert pairs.equals(sampled.relation(rotowire).df)  # seeded: the same pairs every time
+    other = replace(sampled, sample=GroupSample("game_id", 90, 1)).relation(rotowire).df
+    assert set(other["game_id"]) != set(pairs["game_id"])
+
+
+def test_a_bad_sample_is_named() -> None:
+    spec = {"dataset": "rotowire", "table": "teams", "filters": [{"template": "{name} won"}]}
+    with pytest.raises(QueryError, match="by: <column>, count: <groups>"):
+        Workload.of(spec | {"sample": {"count": 3}})
+    with pytest.raises(QueryError, match="count >= 1"):
+        Workload.of(spec | {"sample": {"by": "game_id", "count": 0}})
+    teams = {"teams": Table("teams", pd.DataFrame({"name": ["a", "b"], "game_id": [0, 1]}), text_columns=["name"])}
+    with pytest.raises(QueryError, match="the relation has 2"):
+        Workload.of(spec | {"sample": {"by": "game_id", "count": 3}}).relation(teams)
+    with pytest.raises(QueryError, match="lacks"):
+        Workload.of(spec | {"sample": {"by": "game", "count": 1}}).relation(teams)
+    one = Workload.of(spec | {"sample": {"by": "game_id", "count": 1, "seed": 5}}).relation(teams)
+    assert len(one) == 1 and one.text_columns == ("name",)
 
 
 def test_the_joined_relation_is_a_table_of_the_predicates_columns_and_labels(rotowire: dict[str, Table]) -> None:

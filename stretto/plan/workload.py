@@ -1,7 +1,9 @@
 """A workload: the predicates a benchmark draws its queries from (conf/workload/*.yaml).
 
 A multi-table workload also names the relational joins that build the relation its predicates read (rotowire:
-teams -> teams_to_games on name -> reports on game_id); each drawn query then runs as that pipeline.
+teams -> teams_to_games on name -> reports on game_id); each drawn query then runs as that pipeline. A workload may
+read a seeded sample of that relation's groups (rotowire players: every pair of some games), when recording the
+whole relation costs more CPU than the benchmark needs.
 """
 
 from __future__ import annotations
@@ -11,11 +13,44 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from stretto.data.table import Table
 from stretto.errors import QueryError
 from stretto.plan.pipeline import Pipeline
 from stretto.plan.query import Query, SemExtract, SemFilter
 from stretto.plan.relational import Join
+
+
+@dataclass(frozen=True)
+class GroupSample:
+    """Every row of `count` distinct values of column `by`, drawn with `seed` (rows keep their order): a sample of
+    whole groups, so each sampled game's report still answers every one of its pairs (one KV cache per game)."""
+
+    by: str
+    count: int
+    seed: int = 0
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> GroupSample:
+        unknown = set(config) - {"by", "count", "seed"}
+        if unknown or "by" not in config or "count" not in config:
+            raise QueryError(
+                f"a workload's sample is {{by: <column>, count: <groups>, seed: <int>}}; got {dict(config)}"
+            )
+        if int(config["count"]) < 1:
+            raise QueryError(f"a workload's sample needs count >= 1 group; got {config['count']}")
+        return cls(str(config["by"]), int(config["count"]), int(config.get("seed", 0)))
+
+    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.by not in frame.columns:
+            raise QueryError(f"the workload samples by column '{self.by}', which the relation lacks: {list(frame)}")
+        groups = np.sort(frame[self.by].dropna().unique())
+        if self.count > len(groups):
+            raise QueryError(f"the workload samples {self.count} values of '{self.by}'; the relation has {len(groups)}")
+        kept = np.random.default_rng(self.seed).choice(groups, size=self.count, replace=False)
+        return frame[frame[self.by].isin(kept)]
 
 
 @dataclass(frozen=True)
@@ -25,6 +60,7 @@ class Workload:
     filters: tuple[SemFilter, ...]
     extracts: tuple[SemExtract, ...] = ()
     joins: tuple[Join, ...] = ()  # relational equi-joins from `table`, run before the semantic operators
+    sample: GroupSample | None = None  # the relation's rows: a seeded sample of its groups (None: all of them)
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> Workload:
@@ -36,19 +72,23 @@ class Workload:
         # Each join as a pipeline's join step ({table, on} or {table, left_on, right_on}), checked the same way.
         pipeline = Pipeline.of({"table": config["table"], "steps": [{"join": j} for j in config.get("joins") or []]})
         joins = tuple(step for step in pipeline.steps if isinstance(step, Join))
-        return cls(config["dataset"], config["table"], filters, extracts, joins)
+        sample = GroupSample.of(config["sample"]) if config.get("sample") else None
+        return cls(config["dataset"], config["table"], filters, extracts, joins, sample)
 
     def relation(self, tables: Mapping[str, Table]) -> Table:
         """The table the predicates read: `table` itself, or with joins the joined relation (named `table`), whose
-        text columns are the ones the predicates read and whose label columns are the labels they name."""
+        text columns are the ones the predicates read and whose label columns are the labels they name; with a
+        sample, only the sampled groups' rows."""
         if self.table not in tables:
             raise QueryError(f"workload starts from unknown table '{self.table}'; tables: {sorted(tables)}")
-        if not self.joins:
+        if not self.joins and self.sample is None:
             return tables[self.table]
         frames = {name: table.df for name, table in tables.items()}
         frame = frames[self.table]
         for join in self.joins:
             frame = join.apply(frame, frames)
+        if self.sample is not None:
+            frame = self.sample.apply(frame)
         operators = (*self.filters, *self.extracts)
         text = sorted({column for op in operators for column in op.template.columns})
         labels = [op.label.column if isinstance(op, SemFilter) else op.label for op in operators if op.label]
@@ -57,7 +97,8 @@ class Workload:
         )
 
     def pipeline(self, query: Query) -> Pipeline:
-        """The query as a pipeline over the dataset's tables: the workload's joins, then its semantic operators."""
+        """The query as a pipeline over the dataset's tables: the workload's joins, then its semantic operators (over
+        every joined row: a pipeline has no sample step)."""
         return Pipeline(self.table, (*self.joins, *query.filters, *query.extracts))
 
     def conjunctions(self, sizes: Sequence[int], extract_sizes: Sequence[int] = (0,)) -> list[Query]:
