@@ -16,13 +16,17 @@ from test_lazy_profiling import FAST, Recording
 from stretto.data.table import Table
 from stretto.engine import run_query
 from stretto.engine.label_source import sample_truth
+from stretto.engine.query import plan_problem
 from stretto.errors import QueryError, UncertifiableTargets
 from stretto.optimizer.certify import gold_alone, plan_counts
 from stretto.optimizer.gradient import PAPER_RULE, GradientOptimizer, GradientSettings, path_kinds, to_plan
 from stretto.optimizer.relaxation import Params, SampleTensors, evaluate
 from stretto.optimizer.simulate import gold_only_plan, simulate
+from stretto.plan.answers import same_answer
 from stretto.plan.query import LabelSpec, Query
 from stretto.plan.targets import Targets
+from stretto.plan.template import parse_template
+from stretto.profiling.profile import row_keys
 from stretto.profiling.sample import profiling_sample
 
 
@@ -199,3 +203,98 @@ def test_coverage_against_the_truth_with_a_fallible_gold_operator():
     assert lower <= 0.05, f"{misses} misses of {certified} certified runs"
     _, _, refused = certify(Targets(0.8, 0.95, 0.95))  # gold's own recall is .92: nothing can reach .95
     assert refused >= runs * 0.95
+
+
+# ------------------------------------------------------------------------------ extracts against their truth
+def labelled_with_extract(gold_wrong: float, seed: int = 0):
+    """`labelled(0)` plus the extract, with a column of its true animals on which the gold operator's value is
+    wrong on a `gold_wrong` share of rows (and the truth is "no value" on a few rows gold answers); the replay
+    source, the gold operator's values and the recording."""
+    from optimizer_fixtures import ANIMALS, EXTRACT, synthetic
+
+    table, query, spec, source = labelled(0.0)
+    _, with_extract, _, source, recording = synthetic(extract=True)
+    rng = np.random.default_rng(seed)
+    gold = recording.lookup(row_keys(table.df, parse_template(EXTRACT)), parse_template(EXTRACT), spec.gold_identity)[
+        "value"
+    ].to_numpy(object)
+    wrong = rng.random(len(gold)) < gold_wrong
+    truth = np.where(wrong, ANIMALS[(np.searchsorted(ANIMALS, gold.astype(str)) + 1) % 3], gold).astype(object)
+    truth[rng.random(len(gold)) < 0.02] = None  # the document does not say
+    df = table.df.assign(animal_truth=[None if t is None else t.upper() for t in truth])  # case is not judged
+    extracts = tuple(replace(e, label="animal_truth") for e in with_extract.extracts)
+    table = Table("docs", df, text_columns=["text"])
+    return table, Query(query.table, query.filters, extracts), spec, source, gold, recording
+
+
+def test_an_extracts_truth_judges_every_value_the_gold_operators_too():
+    table, query, spec, _, gold, recording = labelled_with_extract(0.1)
+    truth = sample_truth(table, query, "column")
+    values = truth[query.extracts[0].template.text]
+    assert values.dtype == object and set(values) - {None} <= {"cat", "dog", "bird"}  # stored as answers are
+    sample = np.arange(len(table))
+    problem = plan_problem(table, query, spec, recording, sample, Targets(0.6, 0.6, 0.9), truth=truth)
+    f = problem.operators[-1]
+    assert f.is_extract and problem.against_truth and f.gold_says is None
+    expected = np.array([same_answer(g, t) for g, t in zip(gold, values, strict=True)])
+    np.testing.assert_array_equal(f.gold_correct, expected)
+    assert 0.85 < f.gold_correct.mean() < 0.95
+    # gold alone is charged its wrong values: every tuple it keeps with a wrong value is a false positive
+    run = simulate(problem, gold_only_plan(problem, "t"))
+    kept = np.logical_and.reduce([g.gold_decisions for g in problem.operators[:-1]])
+    belongs = problem.labels
+    assert run.tp == (kept & belongs & f.gold_correct).sum() and run.fp == (kept & ~(belongs & f.gold_correct)).sum()
+    assert plan_counts(problem, gold_only_plan(problem, "t")).tp == run.tp  # the certification counts the same
+    # the relaxation's hard mode counts the same
+    t = SampleTensors.of(problem)
+    params = Params.random(4, len(problem.operators), t.valid.shape[1], torch.Generator().manual_seed(2))
+    params.force_accept.fill_(-40.0)
+    params.force_discard.fill_(-40.0)
+    hard = evaluate(t, params, hard=True)
+    for job in range(4):
+        simulated = simulate(problem, to_plan(t, problem, params, job, "t"))
+        assert (simulated.tp, simulated.fp, simulated.fn) == pytest.approx(
+            (float(hard.tp[job]), float(hard.fp[job]), float(hard.fn[job]))
+        )
+
+
+def test_a_query_with_an_extract_runs_against_its_truth_and_answers_the_sample_with_it():
+    table, query, spec, source, *_ = labelled_with_extract(0.02)
+    run = run_query(table, query, source, spec, Targets(0.6, 0.6, 0.9), GradientOptimizer(GradientSettings(**FAST)),
+                    sample_fraction=0.5, progress=False, labels="column")  # fmt: skip
+    assert run.plan.certified and run.problem.against_truth and run.plan.notes["label_source"] == "column"
+    truth = sample_truth(table, query, "column")[query.extracts[0].template.text]
+    output = query.extracts[0].template.output
+    kept = run.sample[run.execution.kept[run.sample]]
+    assert len(kept) > 30  # 3 filters passing .5 x .6 x .7 of 200 sample rows
+    values = run.execution.result.loc[kept, output].to_numpy(object)
+    np.testing.assert_array_equal(values, truth[kept])  # the sample's rows carry their true values
+    table, query, spec, source, *_ = labelled_with_extract(0.4)  # gold's values wrong on 40% of rows
+    with pytest.raises(UncertifiableTargets, match="even the gold operator alone"):
+        run_query(table, query, source, spec, Targets(0.8, 0.8, 0.95), GradientOptimizer(GradientSettings(**FAST)),
+                  sample_fraction=0.5, progress=False, labels="column")  # fmt: skip
+
+
+def test_truth_for_extracts_needs_their_label_columns_and_comes_from_columns_only(tmp_path):
+    table, query, *_ = labelled_with_extract(0.0)
+    bare = Query(query.table, query.filters, tuple(replace(e, label=None) for e in query.extracts))
+    with pytest.raises(QueryError, match="needs a label column for every extract"):
+        sample_truth(table, bare, "column")
+    path = tmp_path / "mine.csv"
+    table.df.assign(row=np.arange(len(table))).to_csv(path, index=False)
+    with pytest.raises(QueryError, match="a labels file is for filters only"):
+        sample_truth(table, query, str(path))
+
+
+def test_an_empty_label_cell_leaves_the_row_unlabelled_and_out_of_the_sample():
+    table, query, spec, source = labelled(0.0)
+    column = query.filters[0].label.column
+    blank = np.random.default_rng(3).random(len(table)) < 0.25
+    df = table.df.assign(**{column: table.df[column].astype(float).where(~blank)})
+    table = Table("docs", df, text_columns=["text"])
+    truth = sample_truth(table, query, "column")
+    assert np.isnan(truth[query.filters[0].template.text]).sum() == blank.sum()
+    run = run_query(table, query, source, spec, Targets(0.6, 0.6, 0.9), GradientOptimizer(GradientSettings(**FAST)),
+                    sample_fraction=0.5, progress=False, labels="column")  # fmt: skip
+    drawn = profiling_sample(len(table), 0.5, 0)  # the sample is drawn as usual; its unlabelled rows are left out
+    np.testing.assert_array_equal(run.sample, drawn[~blank[drawn]])

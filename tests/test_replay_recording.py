@@ -221,3 +221,31 @@ def test_a_box_score_winner_needs_both_teams_points():
         "Total_points_truth": pd.array([101, 99, 90, None, 100], dtype="Int64"),
     }))  # fmt: skip
     assert won.tolist() == [True, False, pd.NA, pd.NA, pd.NA]
+
+
+def test_the_box_scores_label_the_truth_modes_sample_on_the_real_recording():
+    """`profiling.labels=column` on rotowire's total-points extract (replayed from the committed recording, all
+    1,309 team-game pairs): the box scores label the sample, every operator's value is judged against them (gold
+    Qwen 1.5B right more often than any Qwen 0.5B variant, and far from always), the sampled pairs carry the
+    box-score numbers, and targets gold alone cannot reach against them are refused before anything runs."""
+    from stretto.errors import UncertifiableTargets
+    from stretto.experiment.cli import config_file
+    from stretto.plan.workload import Workload
+
+    workload = Workload.of(config_file("workload", "rotowire_teams"))
+    table = workload.relation(load_dataset("rotowire"))
+    extract = next(e for e in workload.extracts if e.label == "Total_points_truth")
+    query = Query(table.name, (), (extract,))
+    spec = FamilySpec.of(config_file("family", "default"))
+    source = ReplayFamily(spec, Profile.load(ROOT / "recordings" / "rotowire_teams.parquet"))
+    run = run_query(table, query, source, spec, Targets(0.3, 0.3, 0.95), GradientOptimizer(), progress=False,
+                    labels="column")  # fmt: skip
+    f = run.problem.operators[0]
+    assert run.plan.certified and run.problem.against_truth and len(run.sample) == 196
+    assert 0.3 < f.gold_correct.mean() < 0.7 and f.gold_correct.mean() > f.correct.mean(axis=1).max()
+    truth = table.df["Total_points_truth"].iloc[run.sample]
+    carried = run.execution.result.loc[run.sample, extract.template.output]
+    assert [None if pd.isna(t) else str(int(t)) for t in truth] == carried.tolist()
+    with pytest.raises(UncertifiableTargets, match="even the gold operator alone"):
+        run_query(table, query, source, spec, Targets(0.7, 0.7, 0.95), GradientOptimizer(), progress=False,
+                  labels="column")  # fmt: skip

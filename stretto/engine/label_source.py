@@ -2,10 +2,13 @@
 
 `gold`: the gold operator labels the sample, and every guarantee is relative to it (gold alone is exact).
 `column`: each filter's declared label column (`label: {column, positive}` in the workload or query) holds the
-truth on every row; the sample is drawn as usual and answered by it. A CSV path: what a user labelled, keyed by
-the table's key column (by 0-based row position, column `row`, when the table has none), one column per filter's
-label column; the sample is exactly the rows labelled. With either, the gold operator is one more fallible
-operator (its errors on the sample count like any other's), and the certification holds against the labels.
+truth on every row, and each extract's (`label: <column>`) its true value (an empty cell: the document does not
+say, so no value is the right answer); the sample is drawn as usual and answered by them. A filter's row whose
+label cell is empty is unlabelled: the sample is then the rows labelled for every filter.
+A CSV path: what a user labelled, keyed by the table's key column (by 0-based row position, column `row`, when
+the table has none), one column per filter's label column (filters only); the sample is exactly the rows
+labelled. With either, the gold operator is one more fallible operator (its errors on the sample count like any
+other's, its wrong values too), and the certification holds against the labels.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import pandas as pd
 
 from stretto.data.table import Table
 from stretto.errors import QueryError
+from stretto.plan.answers import as_number
 from stretto.plan.query import Query
 
 GOLD = "gold"
@@ -33,25 +37,35 @@ def check_label_source(source: str | None, query: Query | None = None) -> None:
             "filter's label column) or the path of an existing CSV of labels keyed by row"
         )
     if query is not None:
-        if query.extracts:
-            raise QueryError(f"profiling.labels={source!r}: labels from another source are for filters only; "
-                             "this query has extracts (use profiling.labels=gold)")  # fmt: skip
+        if query.extracts and source != COLUMN:
+            raise QueryError(f"profiling.labels={source!r}: a labels file is for filters only; this query has "
+                             "extracts (profiling.labels=column reads their label columns, or use gold)")  # fmt: skip
         unlabelled = [f.template.text for f in query.filters if f.label is None]
         if unlabelled:
             raise QueryError(
                 f"profiling.labels={source!r} needs a label column for every filter; none is declared for "
                 f"{unlabelled} (set `label: {{column: ..., positive: ...}}` on the filter)"
             )
+        unlabelled = [e.template.text for e in query.extracts if e.label is None]
+        if unlabelled:
+            raise QueryError(
+                f"profiling.labels={source!r} needs a label column for every extract; none is declared for "
+                f"{unlabelled} (set `label: <column of true values>` on the extract)"
+            )
 
 
 def sample_truth(table: Table, query: Query, source: str | None) -> dict[str, np.ndarray] | None:
-    """Per filter template: the truth on every row (1.0 / 0.0; NaN where nobody labelled the row), or None when
-    the gold operator labels the sample."""
+    """Per filter template: the truth on every row (1.0 / 0.0; NaN where nobody labelled the row); per extract
+    template: the true value on every row (None: no value is right); or None when the gold operator labels the
+    sample."""
     check_label_source(source, query)
     if source in (None, GOLD):
         return None
     if source == COLUMN:
-        return {f.template.text: f.label.truth(table.df).to_numpy(dtype=float) for f in query.filters}
+        decisions = {f.template.text: _with_unlabelled(f.label.truth(table.df), table.df[f.label.column])
+                     for f in query.filters}  # fmt: skip
+        values = {e.template.text: _values(table.df[e.label], bool(e.template.choices)) for e in query.extracts}
+        return decisions | values
     labelled = pd.read_csv(source)
     key = table.key or "row"
     if key not in labelled.columns:
@@ -77,7 +91,32 @@ def sample_truth(table: Table, query: Query, source: str | None) -> dict[str, np
     return out
 
 
-def labelled_rows(truth: dict[str, np.ndarray]) -> np.ndarray | None:
-    """The rows labelled for every filter when not all are (the sample is then exactly those), else None."""
-    known = np.isfinite(np.array(list(truth.values()))).all(axis=0)
-    return None if known.all() else np.flatnonzero(known)
+def labelled_sample(drawn: np.ndarray, truth: dict[str, np.ndarray], query: Query, source: str) -> np.ndarray | None:
+    """The sample when not every row is labelled for every filter (else None: the `drawn` sample): a labels
+    file's rows (what a user labelled is the sample), or the drawn rows whose label cells are all filled."""
+    if not query.filters:
+        return None
+    known = np.isfinite(np.array([truth[f.template.text] for f in query.filters])).all(axis=0)
+    if known.all():
+        return None
+    return drawn[known[drawn]] if source == COLUMN else np.flatnonzero(known)
+
+
+def _with_unlabelled(truth: pd.Series, cells: pd.Series) -> np.ndarray:
+    """A filter's truth as 1.0 / 0.0, NaN where its label cell is empty (nobody labelled the row)."""
+    return np.where(cells.isna().to_numpy(), np.nan, truth.to_numpy(dtype=float))
+
+
+def _values(cells: pd.Series, categorical: bool) -> np.ndarray:
+    """An extract's true values as an operator's answers are stored: text (a whole number without its ".0", a
+    category lowercased), None where the cell is empty (the document does not say)."""
+
+    def answer(value: object) -> str | None:
+        if pd.isna(value):
+            return None
+        number = as_number(value)
+        if number is not None and number.is_integer():
+            return str(int(number))
+        return str(value).lower() if categorical else str(value)
+
+    return np.array([answer(v) for v in cells], dtype=object)

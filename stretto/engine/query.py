@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from stretto.data.table import Table
-from stretto.engine.label_source import labelled_rows, sample_truth
+from stretto.engine.label_source import labelled_sample, sample_truth
 from stretto.engine.on_table import labels_as_it_goes, run_on_table
 from stretto.engine.record import QueryRun
 from stretto.errors import QueryError
@@ -277,10 +277,10 @@ def run_query(
         log.info("left out (no stored KV caches for this table; `stretto cache build` stores them): %s", cold)
         chosen = [identity for identity in chosen if identity not in cold]
     first = profiling_sample(len(table), sample_fraction, seed, size=sample_size)
-    labelled_only = None if truth is None else labelled_rows(truth)
-    if labelled_only is not None:  # what a user labelled is the sample
+    labelled_only = None if truth is None else labelled_sample(first, truth, query, labels)
+    if labelled_only is not None:  # only labelled rows can be in the sample
         if sample_growth:
-            raise QueryError("profiling.growth needs labels on every row; a labels file holds some rows only")
+            raise QueryError("profiling.growth needs labels on every row; some rows are unlabelled")
         first = labelled_only
     sizes = [min(len(first) * 2**k, len(table)) for k in range(sample_growth + 1)]
     sizes = sorted(set(sizes))
@@ -412,16 +412,17 @@ def truth_profile(
     table: Table, query: Query, truth: Mapping[str, np.ndarray], sample: np.ndarray, gold: str
 ) -> Profile:
     """The sample's labels from another source as the gold operator's answers, for the executor: the sample's
-    rows are answered by them."""
+    rows are answered by them (a filter's decision, an extract's true value)."""
     rows = table.df.iloc[sample]
-    return Profile(pd.DataFrame({
-        "row_key": np.concatenate([row_keys(rows, f.template) for f in query.filters]),
-        "template": np.repeat([f.template.text for f in query.filters], len(sample)),
-        "operator": gold,
-        "score": np.concatenate([np.where(truth[f.template.text][sample] > 0.5, 1.0, -1.0) for f in query.filters]),
-        "seconds": 0.0,
-        "tokens": 0,
-    }))  # fmt: skip
+
+    def answers(op, score, value) -> pd.DataFrame:
+        keys = row_keys(rows, op.template)
+        return pd.DataFrame({"row_key": keys, "template": op.template.text, "operator": gold, "score": score,
+                             "seconds": 0.0, "tokens": 0, "value": value})  # fmt: skip
+
+    decided = [answers(f, np.where(truth[f.template.text][sample] > 0.5, 1.0, -1.0), None) for f in query.filters]
+    extracted = [answers(e, 1.0, list(truth[e.template.text][sample])) for e in query.extracts]
+    return Profile(pd.concat([*decided, *extracted], ignore_index=True))
 
 
 def _unanswered(

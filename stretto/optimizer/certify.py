@@ -150,6 +150,7 @@ def cascade_outcome(
         f.gold_decisions,
         *forcing_shares(cascade.force_accept, cascade.force_discard, draws),
         flow.right.astype(float),
+        f.gold_right,
     )
     return keep > 0.5, value_ok > 0.5 if f.is_extract else np.ones(n, bool)
 

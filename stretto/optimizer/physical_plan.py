@@ -77,23 +77,25 @@ def forcing_shares(force_accept: float, force_discard: float, draws: np.ndarray 
     return (draws[0] < force_accept).astype(float), (draws[1] < force_discard).astype(float)
 
 
-def gold_share(accepted, discarded, unsure, label, force_accept, force_discard, right=None):
+def gold_share(accepted, discarded, unsure, label, force_accept, force_discard, right=None, gold_right=1.0):
     """(keep, to_gold, value_ok) per tuple of a cascade once the gold operator has decided its share.
 
     accepted / discarded / unsure: how the cheap steps left the tuple (0/1, or probabilities in the relaxation);
     force_accept / force_discard: the share of accepts / discards sent to the gold operator (fractions in the
     expected-value form, 0/1 when realised: `forcing_shares`); label: the gold operator's decision (0 for "not
-    yet known": keep is then what the cheap steps keep). value_ok (extracts, `right` given): the value is right,
-    the gold operator's always is. Plain arithmetic, for numpy arrays and torch tensors alike.
+    yet known": keep is then what the cheap steps keep). value_ok (extracts, `right` given): the value is right;
+    the gold operator's is right where `gold_right` says (always, unless the labels are the truth from another
+    source). Plain arithmetic, for numpy arrays and torch tensors alike.
     """
     to_gold = unsure + accepted * force_accept + discarded * force_discard
     keep = accepted * (1.0 - force_accept) + to_gold * label
-    return keep, to_gold, None if right is None else value_right(right, to_gold, force_accept)
+    return keep, to_gold, None if right is None else value_right(right, to_gold, force_accept, gold_right)
 
 
-def value_right(right, to_gold, force_accept):
-    """An extract's value is right: a cheap step's right value that is not forced to gold, or gold's own."""
-    return right * (1.0 - force_accept) + to_gold
+def value_right(right, to_gold, force_accept, gold_right=1.0):
+    """An extract's value is right: a cheap step's right value that is not forced to gold, or gold's own where
+    it is right (`gold_right`: 1 against the gold operator's own answers)."""
+    return right * (1.0 - force_accept) + to_gold * gold_right
 
 
 @dataclass(frozen=True)

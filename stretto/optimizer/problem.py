@@ -36,13 +36,16 @@ class OperatorSample:
     gold: str
     gold_cost: float
     labels: np.ndarray  # (tuples,) bool: whether the tuple passes the filter (by default the gold operator's say)
-    correct: np.ndarray | None = None  # extracts only: (candidates, tuples) bool, the value equals gold's
+    correct: np.ndarray | None = None  # extracts only: (candidates, tuples) bool, the value is right (gold's)
     # Candidates fitted on the labels of the sample's tuning tuples (learned operators): only a path certified
     # on the other tuples may use them, never the label-free path that certifies on every label.
     fitted: frozenset[str] = frozenset()
     # (tuples,) bool: the gold operator's decisions where the labels come from elsewhere (the truth); None when
     # the labels are the gold operator's own decisions
     gold_says: np.ndarray | None = None
+    # extracts whose values are checked against the truth: (tuples,) bool, the gold operator's value is right;
+    # None when gold's values are the reference (right by definition)
+    gold_correct: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.scores.shape != (len(self.candidates), len(self.labels)):
@@ -60,6 +63,11 @@ class OperatorSample:
     @property
     def pass_rate(self) -> float:
         return float(self.labels.mean())
+
+    @property
+    def gold_right(self) -> np.ndarray:
+        """(tuples,) whether the gold operator's value is right (always, unless checked against the truth)."""
+        return np.ones(len(self.labels), bool) if self.gold_correct is None else self.gold_correct
 
     @property
     def gold_decisions(self) -> np.ndarray:
@@ -98,7 +106,7 @@ class PlanProblem:
     @property
     def against_truth(self) -> bool:
         """The labels are not the gold operator's: gold alone is one more plan to certify, not the reference."""
-        return any(f.gold_says is not None for f in self.operators)
+        return any(f.gold_says is not None or f.gold_correct is not None for f in self.operators)
 
     @property
     def labels(self) -> np.ndarray:
@@ -115,6 +123,7 @@ class PlanProblem:
                 labels=f.labels[tuples],
                 gold_says=None if f.gold_says is None else f.gold_says[tuples],
                 correct=None if f.correct is None else f.correct[:, tuples],
+                gold_correct=None if f.gold_correct is None else f.gold_correct[tuples],
             )
             for f in self.operators
         )
@@ -174,7 +183,8 @@ def operator_sample(
 ) -> OperatorSample:
     """Pull one filter's (or extract's) numbers out of a profile; the gold operator must be there and not among
     the cheap ones. `fitted`: the candidates fitted on the sample's tuning labels (see OperatorSample). `truth`:
-    the filter's labels from another source (bool per key), the gold operator's answers then one more say."""
+    the labels from another source, the gold operator's answers then one more say: a filter's (bool per key) or
+    an extract's true values (per key; None where the truth is that there is no value)."""
     if not gold:
         raise OptimizerError(f"filter '{template.text}': the candidate set names no gold operator")
     cheap = [c for c in dict.fromkeys(candidates) if c != gold]
@@ -192,10 +202,13 @@ def operator_sample(
         correct = np.array([[same_answer(v, t) for v, t in zip(answers[i]["value"], values, strict=True)]
                             for i in order], dtype=bool).reshape(len(cheap), len(keys))  # fmt: skip
         labels = np.ones(len(keys), dtype=bool)
-    gold_says = None
-    if truth is not None:
-        if correct is not None:
-            raise OptimizerError(f"extract '{template.text}': labels from another source are for filters only")
+    gold_says = gold_correct = None
+    if truth is not None and correct is not None:  # every value, gold's too, is judged against the true one
+        true_values = list(truth)
+        gold_correct = np.array([same_answer(v, t) for v, t in zip(values, true_values, strict=True)], dtype=bool)
+        correct = np.array([[same_answer(v, t) for v, t in zip(answers[i]["value"], true_values, strict=True)]
+                            for i in order], dtype=bool).reshape(len(cheap), len(keys))  # fmt: skip
+    elif truth is not None:
         gold_says, labels = labels, np.asarray(truth, dtype=bool)
     return OperatorSample(
         template=template.text,
@@ -208,4 +221,5 @@ def operator_sample(
         correct=correct,
         fitted=frozenset(fitted) & frozenset(cheap),
         gold_says=gold_says,
+        gold_correct=gold_correct,
     )

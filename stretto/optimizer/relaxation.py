@@ -36,7 +36,8 @@ class SampleTensors:
     gold_costs: torch.Tensor  # (F,)
     labels: torch.Tensor  # (F, N) 0/1 (1 for extracts): the tuple passes the filter
     gold_says: torch.Tensor  # (F, N) 0/1: what the gold operator says (the labels, unless they come from elsewhere)
-    correct: torch.Tensor  # (F, M, N) 1 where a candidate's value equals the gold one (1 for filters)
+    correct: torch.Tensor  # (F, M, N) 1 where a candidate's value is right (equals gold's; 1 for filters)
+    gold_right: torch.Tensor  # (F, N) 1 where the gold operator's value is right (1 unless against the truth)
     is_extract: torch.Tensor  # (F,) bool
     mean: np.ndarray  # (F, M) to map thresholds back to raw scores
     std: np.ndarray  # (F, M)
@@ -75,6 +76,7 @@ class SampleTensors:
             labels=torch.tensor(np.array([f.labels for f in problem.operators]), dtype=DTYPE),
             gold_says=torch.tensor(np.array([f.gold_decisions for f in problem.operators]), dtype=DTYPE),
             correct=torch.tensor(correct, dtype=DTYPE),
+            gold_right=torch.tensor(np.array([f.gold_right for f in problem.operators]), dtype=DTYPE),
             is_extract=torch.tensor([f.is_extract for f in problem.operators], dtype=torch.bool),
             mean=mean,
             std=std,
@@ -184,7 +186,7 @@ def cascade(
         torch.sigmoid(params.force_discard)[..., None],
     )
     # a fresh sigmoid node, as before: sharing the one above would round the gradient differently
-    value_ok = value_right(right, to_gold, torch.sigmoid(params.force_accept)[..., None])
+    value_ok = value_right(right, to_gold, torch.sigmoid(params.force_accept)[..., None], t.gold_right[None])
     value_ok = torch.where(t.is_extract[None, :, None], value_ok, torch.ones_like(value_ok))
     return keep, seconds + to_gold * t.gold_costs[None, :, None], value_ok
 

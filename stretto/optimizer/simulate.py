@@ -27,7 +27,7 @@ def run_cascade(f: OperatorSample, cascade: Cascade) -> tuple[np.ndarray, np.nda
         seconds += reached * f.costs[slot[step.operator]]
     accepted, discarded, unsure = (x.astype(float) for x in (flow.accepted, flow.discarded, flow.unsure))
     forced, right = (cascade.force_accept, cascade.force_discard), flow.right.astype(float)
-    keep, to_gold, value_ok = gold_share(accepted, discarded, unsure, f.gold_decisions, *forced, right)
+    keep, to_gold, value_ok = gold_share(accepted, discarded, unsure, f.gold_decisions, *forced, right, f.gold_right)
     return keep, seconds + to_gold * f.gold_cost, value_ok if f.is_extract else np.ones(len(f.labels))
 
 
