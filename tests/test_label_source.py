@@ -40,6 +40,20 @@ def with_truth(problem, flip: float, seed: int = 0):
     return replace(problem, operators=tuple(operators))
 
 
+def assert_hard_relaxation_counts_as_simulated(problem, seed: int) -> None:
+    """Random plans (no forcing): the relaxation's hard mode counts the TP / FP / FN the plan's simulation does."""
+    t = SampleTensors.of(problem)
+    params = Params.random(4, len(problem.operators), t.valid.shape[1], torch.Generator().manual_seed(seed))
+    params.force_accept.fill_(-40.0)
+    params.force_discard.fill_(-40.0)
+    hard = evaluate(t, params, hard=True)
+    for job in range(4):
+        simulated = simulate(problem, to_plan(t, problem, params, job, "t"))
+        assert (simulated.tp, simulated.fp, simulated.fn) == pytest.approx(
+            (float(hard.tp[job]), float(hard.fp[job]), float(hard.fn[job]))
+        )
+
+
 def test_the_gold_operator_errs_like_any_operator_against_the_truth():
     problem, *_ = problem_for(n_filters=2, fraction=0.5)
     truthful = with_truth(problem, 0.2)
@@ -52,16 +66,7 @@ def test_the_gold_operator_errs_like_any_operator_against_the_truth():
     assert run.fp > 0 and run.fn > 0  # gold alone is not exact against the truth
     assert plan_counts(truthful, gold).tp == run.tp
     # the relaxation's hard mode is the same cascade: gold's say decides what reaches the result
-    t = SampleTensors.of(truthful)
-    params = Params.random(4, 2, t.valid.shape[1], torch.Generator().manual_seed(1))
-    params.force_accept.fill_(-40.0)
-    params.force_discard.fill_(-40.0)
-    hard = evaluate(t, params, hard=True)
-    for job in range(4):
-        simulated = simulate(truthful, to_plan(t, truthful, params, job, "t"))
-        assert (simulated.tp, simulated.fp, simulated.fn) == pytest.approx(
-            (float(hard.tp[job]), float(hard.fp[job]), float(hard.fn[job]))
-        )
+    assert_hard_relaxation_counts_as_simulated(truthful, seed=1)
 
 
 def test_gold_alone_is_certified_against_the_truth_or_refused_with_its_figures():
@@ -245,17 +250,7 @@ def test_an_extracts_truth_judges_every_value_the_gold_operators_too():
     belongs = problem.labels
     assert run.tp == (kept & belongs & f.gold_correct).sum() and run.fp == (kept & ~(belongs & f.gold_correct)).sum()
     assert plan_counts(problem, gold_only_plan(problem, "t")).tp == run.tp  # the certification counts the same
-    # the relaxation's hard mode counts the same
-    t = SampleTensors.of(problem)
-    params = Params.random(4, len(problem.operators), t.valid.shape[1], torch.Generator().manual_seed(2))
-    params.force_accept.fill_(-40.0)
-    params.force_discard.fill_(-40.0)
-    hard = evaluate(t, params, hard=True)
-    for job in range(4):
-        simulated = simulate(problem, to_plan(t, problem, params, job, "t"))
-        assert (simulated.tp, simulated.fp, simulated.fn) == pytest.approx(
-            (float(hard.tp[job]), float(hard.fp[job]), float(hard.fn[job]))
-        )
+    assert_hard_relaxation_counts_as_simulated(problem, seed=2)  # the relaxation's hard mode counts the same
 
 
 def test_a_query_with_an_extract_runs_against_its_truth_and_answers_the_sample_with_it():
