@@ -27,6 +27,9 @@ seconds (and different last bits of the same fp32 answers): `--one-machine` reco
 chunk the builds log names another machine for (caches, every pass), so that a recording begun on one machine and
 finished on another becomes one machine's; resumable like any run (a chunk is logged as this machine's once its
 answers are saved).
+`--remeasure N ...` scores chunks N (numbered as printed) again on this machine for their seconds, keeping their
+KV-cache builds: for a chunk measured while other work ran, before a later run could judge it against its usual
+passes; the answers must come out the very same, else the run stops and the recording keeps the old ones.
 """
 
 from __future__ import annotations
@@ -67,6 +70,11 @@ def main() -> None:
     parser.add_argument("--extracts", nargs="+", default=None, metavar="NAME", help=named)
     one_machine = "record again, on this machine, each chunk the builds log does not name it for"
     parser.add_argument("--one-machine", action="store_true", help=one_machine)
+    remeasure = (
+        "score these chunks (numbered as printed, from 1) again on this machine, keeping their KV-cache builds: a "
+        "chunk measured while other work ran; the answers must come out the same"
+    )
+    parser.add_argument("--remeasure", type=int, nargs="+", default=[], metavar="CHUNK", help=remeasure)
     args = parser.parse_args()
 
     workload = OmegaConf.load(ROOT / "conf" / "workload" / f"{args.workload}.yaml")
@@ -75,8 +83,10 @@ def main() -> None:
     table = Workload.of(OmegaConf.to_container(workload, resolve=True)).relation(load_dataset(workload.dataset))
     if args.limit is not None:
         table = table.head(args.limit)
-    try:  # a misspelt extract stops here, exit 2, before any model loads
+    try:  # a misspelt extract or a chunk the recording lacks stops here, exit 2, before any model loads
         extracts = [] if args.filters_only else chosen(workload.get("extracts") or [], args.extracts)
+        step = args.chunk or len(table.df)
+        rescored = chunk_indices(args.remeasure, -(-len(table.df) // step))
     except ValueError as err:
         parser.error(str(err))
     templates = [parse_template(f.template) for f in [*workload.filters, *extracts]]
@@ -87,7 +97,6 @@ def main() -> None:
     spec = FamilySpec.of(OmegaConf.to_container(family, resolve=True))
     source = operator_source(spec, "transformers")  # the family's operators on stored KV caches
     profiles = ProfileStore(default_cache_dir() / "profiles")
-    step = args.chunk or len(table.df)
     chunks = [table.df.iloc[start : start + step] for start in range(0, len(table.df), step)]
     builds = BuildLog(out.with_name(f"{out.stem}_builds.csv"))
     began, passes = time.perf_counter(), Passes(profiles, out.with_name(f"{out.stem}_retimed.csv"))
@@ -98,7 +107,7 @@ def main() -> None:
         chunk_began = time.perf_counter()
         # each pass the committed recording holds is read back as it was (measured by an earlier run, maybe on
         # another machine: not judged by this run's usual pass), e.g. the filters of a run that adds the extracts
-        seeded = {(t.text, i): number not in again and seed(profiles, recorded, rows, t, i)
+        seeded = {(t.text, i): number not in again | rescored and seed(profiles, recorded, rows, t, i)
                   for t in templates for i in spec.identities}  # fmt: skip
         complete = all(seeded.values())
         if complete:
@@ -111,9 +120,11 @@ def main() -> None:
         for identity in spec.identities:
             for template in templates:
                 judged, operator = not seeded[template.text, identity], source.operator(template, identity)
-                if number in again:
+                if number in again | rescored:
                     profiles.forget(rows, operator)  # the store may hold the recording's answers (seeded earlier)
                 mean = passes.add(number, rows, operator, judged=judged)
+                if number in rescored:
+                    same_answers(recorded, passes.profiles[-1], operator.identity, number)
                 if judged:
                     print(f"  {identity} | {template.text[:50]}: {mean * 1000:.1f} ms/row")
         if complete:
@@ -126,6 +137,23 @@ def main() -> None:
         left = (len(chunks) - number - 1) * (now - chunk_began)  # at this chunk's pace (a resumed one is quick)
         print(f"chunk {number + 1}/{len(chunks)}: {done}/{len(table.df)} rows recorded in {out}, "
               f"{now - began:.0f} s so far, about {left / 60:.0f} min left at this chunk's pace")  # fmt: skip
+
+
+def chunk_indices(numbers: list[int], count: int) -> set[int]:
+    """The chunks numbered as printed (1..count) as 0-based indices; a clear error for any other number."""
+    wrong = [n for n in numbers if not 1 <= n <= count]
+    if wrong:
+        raise ValueError(f"--remeasure {wrong}: this recording has chunks 1..{count} at this --chunk size")
+    return {n - 1 for n in numbers}
+
+
+def same_answers(recorded: Profile, again: Profile, identity: str, chunk: int) -> None:
+    """A chunk scored again on this machine gives the recording's answers (fp32: the very same), only new seconds."""
+    keys = again.records.drop_duplicates(["row_key", "template"]).set_index(["row_key", "template"])["score"]
+    mine = recorded.records[recorded.records["operator"] == identity]
+    before = mine.drop_duplicates(["row_key", "template"]).set_index(["row_key", "template"])["score"]
+    if not before.reindex(keys.index).equals(keys):
+        raise SystemExit(f"{identity} answered chunk {chunk + 1} differently when scored again: not re-measured")
 
 
 def chosen(extracts: list, names: list[str] | None) -> list:

@@ -340,3 +340,19 @@ def test_an_extract_slower_than_the_same_operators_filters_is_not_called_slowed(
         passes.add(chunk, part, extract)
     passes.retime()
     assert extract.calls == [8] * 6 and not (tmp_path / "retimed.csv").exists()
+
+
+def test_a_remeasured_chunk_must_answer_as_recorded_and_be_a_chunk_of_the_recording(tmp_path):
+    """`--remeasure N`: chunk N (as printed, from 1) is scored again on this machine for its seconds; the answers
+    must be the recording's, else nothing is kept; a chunk number outside the recording is refused."""
+    record_scores = record_scores_script()
+    assert record_scores.chunk_indices([1, 3], 6) == {0, 2}
+    with pytest.raises(ValueError, match=r"--remeasure \[0, 7\]: this recording has chunks 1..6"):
+        record_scores.chunk_indices([0, 7, 2], 6)
+    op, df = FakeOperator(), rows(16)
+    recorded = ProfileStore(tmp_path / "a").scores(df, op, progress=False)
+    again = ProfileStore(tmp_path / "b").scores(df.iloc[:8], op, progress=False)
+    record_scores.same_answers(recorded, again, op.identity, 0)  # same answers: kept
+    changed = Profile(again.records.assign(score=again.records["score"] + 1.0))
+    with pytest.raises(SystemExit, match="fake@1 answered chunk 1 differently"):
+        record_scores.same_answers(recorded, changed, op.identity, 0)
