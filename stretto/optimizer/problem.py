@@ -197,17 +197,16 @@ def operator_sample(
     order = np.argsort(costs, kind="stable")
     gold_scores = gold_answers["score"].to_numpy(np.float64)
     correct, labels = None, np.isnan(gold_scores) | (gold_scores > 0.0)
+    gold_says = gold_correct = None
     if isinstance(template, ExtractTemplate):
         values = [v if isinstance(v, str) else None for v in gold_answers["value"]]  # unasked: NaN
-        correct = np.array([[same_answer(v, t) for v, t in zip(answers[i]["value"], values, strict=True)]
+        # the reference values: gold's own, or the true ones (then gold's values are judged against them too)
+        reference = values if truth is None else list(truth)
+        if truth is not None:
+            gold_correct = np.array([same_answer(v, t) for v, t in zip(values, reference, strict=True)], dtype=bool)
+        correct = np.array([[same_answer(v, t) for v, t in zip(answers[i]["value"], reference, strict=True)]
                             for i in order], dtype=bool).reshape(len(cheap), len(keys))  # fmt: skip
         labels = np.ones(len(keys), dtype=bool)
-    gold_says = gold_correct = None
-    if truth is not None and correct is not None:  # every value, gold's too, is judged against the true one
-        true_values = list(truth)
-        gold_correct = np.array([same_answer(v, t) for v, t in zip(values, true_values, strict=True)], dtype=bool)
-        correct = np.array([[same_answer(v, t) for v, t in zip(answers[i]["value"], true_values, strict=True)]
-                            for i in order], dtype=bool).reshape(len(cheap), len(keys))  # fmt: skip
     elif truth is not None:
         gold_says, labels = labels, np.asarray(truth, dtype=bool)
     return OperatorSample(
