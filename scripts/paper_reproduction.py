@@ -40,7 +40,7 @@ from stretto.execution.gold import gold_decisions
 from stretto.experiment.cli import CONF_DIR, config_file  # registers the config's resolvers
 from stretto.experiment.plots import draw_all, runs_frame
 from stretto.experiment.run import run_job
-from stretto.experiment.sweep import run_cell
+from stretto.experiment.sweep import cell_key, run_cell
 from stretto.experiment.systems import COMPARED, system_overrides
 from stretto.optimizer.gradient import PAPER_RULE
 from stretto.plan.query_generator import generate
@@ -138,6 +138,13 @@ def cell_overrides(workload: str, index: int, count: int, seed: int, target: flo
     ]
 
 
+def runs_of(runs: pd.DataFrame, workload_of: dict[str, str]) -> pd.DataFrame:
+    """The sweep's runs of the cells configured now, each named by its workload in the `dataset` column
+    (rotowire_teams and rotowire_players read one dataset). Runs of cells configured otherwise before (an
+    earlier workload file, another setting) stay in the store, out of the summary and the figures."""
+    return runs[runs.cell.isin(workload_of)].assign(dataset=lambda r: r.cell.map(workload_of))
+
+
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, target, system): the means of its runs."""
     runs = runs.assign(
@@ -150,6 +157,8 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
             queries=("seed", "size"),
             met_rate_gold=("met_gold", "mean"),
             met_rate_human=("met_human", "mean"),
+            precision_human=("precision_human", "mean"),
+            recall_human=("recall_human", "mean"),
             exec_seconds=("exec_seconds", "mean"),
             profile_seconds=("profile_seconds", "mean"),
             optimize_seconds=("optimize_seconds", "mean"),
@@ -223,6 +232,7 @@ def main() -> None:
     logging.getLogger("stretto").setLevel(logging.ERROR)
 
     began = time.perf_counter()
+    workload_of: dict[str, str] = {}  # cell key -> its workload: the runs summarised are these cells'
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         for dataset in args.datasets:
             usable, count = usable_queries(dataset, DATASET_SETTINGS[dataset]["min_positives"], *shape(dataset, args))
@@ -235,11 +245,11 @@ def main() -> None:
             ]
             for index, seed, target, system in tqdm(cells, desc=dataset):
                 cfg = compose("config", overrides=cell_overrides(dataset, index, count, seed, target, system, args))
+                workload_of[cell_key(cfg)] = dataset
                 run_cell(cfg, run_job, system)
     tracking = {"uri": f"sqlite:///{args.mlflow_dir}/mlflow.db", "experiment": args.experiment}
-    runs = runs_frame(tracking, args.sweep)
-    datasets = {config_file("workload", workload)["dataset"] for workload in args.datasets}
-    runs = runs[runs.dataset.isin(datasets) & runs.system.isin(args.systems)]
+    runs = runs_of(runs_frame(tracking, args.sweep), workload_of)
+    datasets = set(args.datasets)
     table = with_other_datasets(summarise(runs), args.out / f"{args.name}.csv")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.md").write_text(markdown(paper_table(table)))

@@ -216,7 +216,9 @@ def test_rotowire_box_scores_rank_the_gold_extractor_above_every_cheap_one():
 
 
 def test_a_box_score_winner_needs_both_teams_points():
-    won = script("truth_accuracy").box_score_won(pd.DataFrame({
+    from stretto.data.datasets import _winner
+
+    won = _winner(pd.DataFrame({
         "game_id": [1, 1, 2, 2, 3],
         "Total_points_truth": pd.array([101, 99, 90, None, 100], dtype="Int64"),
     }))  # fmt: skip
@@ -249,3 +251,17 @@ def test_the_box_scores_label_the_truth_modes_sample_on_the_real_recording():
     with pytest.raises(UncertifiableTargets, match="even the gold operator alone"):
         run_query(table, query, source, spec, Targets(0.7, 0.7, 0.95), GradientOptimizer(), progress=False,
                   labels="column")  # fmt: skip
+
+
+def test_a_reproduction_summarises_the_cells_configured_now_named_by_workload():
+    """Rotowire's team and player workloads read one dataset: their rows are named apart, and a run of a cell
+    configured before (here the team workload before its filters had labels) is left out."""
+    reproduction = script("paper_reproduction")
+    runs = pd.DataFrame({"dataset": ["rotowire"] * 3 + ["movie"], "cell": ["teams-now", "players", "teams-before", "m"],
+                         "system": ["stretto"] * 4})  # fmt: skip
+    now = reproduction.runs_of(runs, {"teams-now": "rotowire_teams", "players": "rotowire_players", "m": "movie"})
+    assert list(zip(now.cell, now.dataset, strict=True)) == [
+        ("teams-now", "rotowire_teams"),
+        ("players", "rotowire_players"),
+        ("m", "movie"),
+    ]

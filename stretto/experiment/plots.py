@@ -26,6 +26,7 @@ from stretto.errors import QueryError
 COLUMNS = {
     "tags.stretto.system": "system",
     "tags.stretto.query": "query",
+    "tags.stretto.cell": "cell",
     "params.dataset.name": "dataset",
     "params.targets.precision": "target_p",
     "params.targets.recall": "target_r",
@@ -39,6 +40,8 @@ COLUMNS = {
     "metrics.gold.precision": "precision_gold",
     "metrics.gold.recall": "recall_gold",
     "metrics.gold.f1": "f1_gold",
+    "metrics.human.precision": "precision_human",
+    "metrics.human.recall": "recall_human",
     "metrics.human.f1": "f1_human",
     "metrics.met_gold": "met_gold",
     "metrics.met_human": "met_human",
