@@ -27,7 +27,7 @@ from tqdm import tqdm
 from stretto.api import family_spec, operator_source
 from stretto.data.datasets import load_dataset
 from stretto.engine import run_query
-from stretto.evaluation.plan_quality import check_targets, human_decisions
+from stretto.evaluation.plan_quality import check_targets, human_decisions, human_known
 from stretto.execution.gold import gold_decisions, gold_only_seconds
 from stretto.optimizer.ablations import LocalOptimizer
 from stretto.optimizer.gradient import PAPER_RULE, GradientOptimizer, GradientSettings
@@ -75,6 +75,7 @@ def main() -> None:
         truth[q] = (
             gold,
             human_decisions(table, q, gold),
+            human_known(table, q),
             gold_only_seconds(table, q, source, spec, gold),
         )
     print(f"{len(queries)} queries ({skipped} skipped: fewer than {args.min_positives} gold rows)")
@@ -85,7 +86,7 @@ def main() -> None:
         targets = Targets(tp, tr, args.alpha)
         for seed in tqdm(range(args.seeds), desc=f"targets ({tp}, {tr})"):
             q = queries[seed % len(queries)]
-            gold, human, gold_seconds = truth[q]
+            gold, human, known, gold_seconds = truth[q]
             settings = GradientSettings(seed=seed, **RULES[args.rule])
             systems = [("stretto", GradientOptimizer(settings), spec)]
             if seed < args.cost_seeds:
@@ -104,7 +105,7 @@ def main() -> None:
                     seed=seed,
                     progress=False,
                 )
-                check = check_targets(run.execution.kept, gold, human, targets)
+                check = check_targets(run.execution.kept, gold, human, targets, known=known)
                 rows.append(
                     {
                         "target_p": tp,

@@ -10,12 +10,14 @@ against it, the gold operator included, from the recording (no model runs):
                                    missing truth, "the report does not say", is right only when the operator
                                    gives no value either)
 
-    results/truth_<workload>_won.csv   rotowire only: the filters "won the game" / "lost the game" against the
-                                   box scores (a team won when its total points exceed its opponent's in the
-                                   same game, both published): per operator, the AUC of its score and, for the
-                                   gold operator, the share of pairs it says yes to and its accuracy
+    results/truth_<workload>_filters.csv   the filters with a `label` (rotowire's box scores: the winner, whose
+                                   total points exceed the other team's in the same game, both published; a
+                                   statistic above the filter's number), on the rows whose truth is known: per
+                                   operator, the AUC of its score and, for the gold operator, the share of rows
+                                   it says yes to and its accuracy
 
     .venv/bin/python scripts/truth_accuracy.py --workload rotowire_teams
+    .venv/bin/python scripts/truth_accuracy.py --workload rotowire_players
     .venv/bin/python scripts/truth_accuracy.py --workload ecommerce
 
 Values compare as the runs compare them (`stretto.plan.answers.same_answer`: numbers by value, text ignoring case
@@ -89,39 +91,29 @@ def measure(name: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def box_score_won(pairs: pd.DataFrame) -> pd.Series:
-    """Per (team, game) pair: its total points exceed the other team's in that game (NA unless both are given)."""
-    points = pairs["Total_points_truth"].astype("Float64")
-    game = points.groupby(pairs["game_id"])
-    both = game.transform("count").eq(2) & points.notna()
-    return (points > game.transform("sum") - points).where(both).astype("boolean")
-
-
-def won_filters(name: str) -> pd.DataFrame:
-    """Rotowire's won / lost filters against the box-score winner: AUC per operator, the gold decision's yes share
-    and accuracy (pairs whose winner is known)."""
+def filter_truth(name: str) -> pd.DataFrame:
+    """Per (labelled filter, recorded operator) of a workload, on the rows whose truth is known: the AUC of the
+    operator's score against the truth, and for the gold operator the share of rows it says yes to and its
+    accuracy (its decision at its threshold)."""
     workload = Workload.of(OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "workload" / f"{name}.yaml")))
     table = workload.relation(load_dataset(workload.dataset))
-    won = box_score_won(table.df).reset_index(drop=True)
-    known = won.notna().to_numpy()
     recording = ROOT / "recordings" / f"{name}.parquet"
     recorded = pd.read_parquet(recording, columns=["row_key", "template", "score", "operator"])
     spec = family_spec("default")
     source = operator_source(spec, "replay", recording=recording)
     rows = []
-    for f in workload.filters:
-        says = "won" if " won the game" in f.template.text else "lost" if " lost the game" in f.template.text else None
-        if says is None:
-            continue
-        truth = won[known].to_numpy(bool) == (says == "won")
-        gold = gold_decisions(table, Query.of(table.name, [{"template": f.template.text}]), source, spec)[0]
+    for f in (f for f in workload.filters if f.label is not None):
+        known = f.label.known(table.df).to_numpy()
+        truth = f.label.truth(table.df).to_numpy()[known]
+        gold = gold_decisions(table, Query(table.name, (f,)), source, spec)[0]
         keys = row_keys(table.df, f.template)
         for operator, scores in by_operator(recorded, f.template.text, keys, "score"):
-            score = scores.to_numpy()
-            row = {"filter": f.template.text, "operator": operator, "pairs_known": int(known.sum()),
-                   "true_share": truth.mean(), "auc": roc_auc_score(truth, score[known])}  # fmt: skip
+            if scores.isna().any():
+                continue  # a recording of part of the table: measured once it covers every row
+            row = {"filter": f.template.text, "operator": operator, "rows_known": int(known.sum()),
+                   "true_share": truth.mean(), "auc": roc_auc_score(truth, scores.to_numpy()[known])}  # fmt: skip
             if operator == spec.gold_identity:
-                row |= {"gold_yes_share": gold.mean(), "gold_accuracy": (gold[known] == truth).mean()}
+                row |= {"gold_yes_share": gold[known].mean(), "gold_accuracy": (gold[known] == truth).mean()}
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -140,10 +132,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out / f"truth_{args.workload}.csv", index=False, float_format="%.4f")
     print(frame.to_string(index=False, float_format="{:.3f}".format))
-    if args.workload == "rotowire_teams":
-        won = won_filters(args.workload)
-        won.to_csv(args.out / f"truth_{args.workload}_won.csv", index=False, float_format="%.4f")
-        print(won.to_string(index=False, float_format="{:.3f}".format))
+    filters = filter_truth(args.workload)
+    if not filters.empty:
+        filters.to_csv(args.out / f"truth_{args.workload}_filters.csv", index=False, float_format="%.4f")
+        print(filters.to_string(index=False, float_format="{:.3f}".format))
 
 
 if __name__ == "__main__":

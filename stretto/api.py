@@ -29,6 +29,7 @@ from stretto.engine import Costs, EmbeddingSource, QueryRun, run_query
 from stretto.engine.label_source import check_label_source
 from stretto.errors import ModelError, ProfileError, QueryError
 from stretto.evaluation.metrics import Quality, quality
+from stretto.evaluation.plan_quality import human_known
 from stretto.execution.cascade_executor import OperatorSource
 from stretto.execution.gold import gold_decisions
 from stretto.operators.family import FamilySpec, LiveFamily, ReplayFamily
@@ -163,19 +164,23 @@ class Answer:
 
     def quality(self, labels: Any = None) -> Quality:
         """Precision and recall of the result's rows against a truth: `labels` is one boolean per row of the
-        table (a sequence, or the name of a boolean column), or {column, positive} (a row is true when its
-        column holds the positive value); None takes the filters' own labels; "gold" asks the gold operator
-        about every row (free on recordings, a full gold pass on real models)."""
-        return quality(self.kept, self._truth(labels))
+        table (a sequence, or the name of a boolean column), or {column, positive} / {column, above} (a row is
+        true when its column holds the positive value / a number above it); None takes the filters' own
+        labels; "gold" asks the gold operator about every row (free on recordings, a full gold pass on real
+        models). Rows whose label is missing are left out (`LabelSpec.known`)."""
+        truth, known = self._truth(labels)
+        return quality(self.kept[known], truth[known])
 
-    def _truth(self, labels: Any) -> np.ndarray:
+    def _truth(self, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(truth, known): one boolean per row, and whether its truth is known."""
         n = len(self.table)
+        every = np.ones(n, dtype=bool)
         if isinstance(labels, str) and labels == "gold":
-            return gold_decisions(self.table, self.query, self.source, self.family).all(axis=0)
+            return gold_decisions(self.table, self.query, self.source, self.family).all(axis=0), every
         if isinstance(labels, Mapping):
             spec = LabelSpec(**labels)
             spec.check(self.table, "labels")
-            return spec.truth(self.table.df).to_numpy()
+            return spec.truth(self.table.df).to_numpy(), spec.known(self.table.df).to_numpy()
         if isinstance(labels, str):
             if labels not in self.table.df.columns:
                 raise QueryError(f"labels: table '{self.table.name}' has no column '{labels}'")
@@ -187,11 +192,12 @@ class Answer:
                     f"no labels given and filter(s) {unlabelled} declare none: pass labels=<one bool per row>, "
                     "a boolean column's name, or 'gold'"
                 )
-            return np.array([f.label.truth(self.table.df).to_numpy() for f in self.query.filters]).all(axis=0)
+            truth = np.array([f.label.truth(self.table.df).to_numpy() for f in self.query.filters]).all(axis=0)
+            return truth, human_known(self.table, self.query)
         truth = np.asarray(labels)
         if truth.shape != (n,) or truth.dtype != bool:
             raise QueryError(f"labels must be {n} booleans, one per row of the table; got {truth.dtype} {truth.shape}")
-        return truth
+        return truth, every
 
 
 def as_table(data: Table | pd.DataFrame | str | Path, query_columns: Sequence[str], name: str | None) -> Table:

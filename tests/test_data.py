@@ -4,6 +4,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -494,6 +495,37 @@ def test_label_unexpected_and_missing_values_are_reported_once(caplog: pytest.Lo
     assert caplog.text.count("1 of 8 rows have no value in label column 'sentiment'") == 1
     truth = query.filters[0].label.truth(table.df)  # type: ignore[union-attr]
     assert truth.tolist() == [True, False, False, True, False, False, False, True]
+    known = query.filters[0].label.known(table.df)  # type: ignore[union-attr]
+    assert known.tolist() == [True, True, True, True, False, True, True, True]  # the missing one is left out
+
+
+def test_a_label_above_a_number_counts_a_missing_number_as_false() -> None:
+    """rotowire's box scores: "scored more than 20 points" is true where the published points exceed 20; an
+    empty cell (the report gives no points) makes the claim false, and is a known truth, not a missing label."""
+    table = _labelled([25, 20, None, 21.0])
+    table.df["sentiment"] = table.df["sentiment"].astype("Int64")
+    label = LabelSpec("sentiment", above=20)
+    assert label.truth(table.df).tolist() == [True, False, False, True]
+    assert label.known(table.df).all()
+    assert label.check(table, "points") == []
+    with pytest.raises(QueryError, match=r"label\.above compares numbers, but column 'sentiment' holds 'many'"):
+        LabelSpec("sentiment", above=20).check(_labelled([25, "many"]), "points")
+
+
+def test_targets_against_human_labels_leave_out_the_rows_nobody_labelled() -> None:
+    """A result of rows 0-2 against labels [yes, no, <missing>, yes]: the unlabelled row 2 is neither a false
+    positive nor counted at all, so precision is 1/2 (rows 0, 1), not 1/3, and recall 1/2 (rows 0, 3)."""
+    from stretto.evaluation.plan_quality import check_targets, human_decisions, human_known
+    from stretto.plan.targets import Targets
+
+    table = _labelled(["POSITIVE", "NEGATIVE", None, "POSITIVE"])
+    query = _label_query("POSITIVE")
+    kept = np.array([True, True, True, False])
+    gold = np.ones((1, 4), dtype=bool)
+    human = human_decisions(table, query, gold)
+    check = check_targets(kept, gold, human, Targets(0.5, 0.5, 0.95), known=human_known(table, query))
+    assert (check.human.precision, check.human.recall, check.human.support) == (0.5, 0.5, 2)  # type: ignore[union-attr]
+    assert check.met_human and (check.gold.precision, check.gold.recall) == (1.0, 0.75)
 
 
 def test_two_valued_labels_give_no_warning_and_compare_by_value(caplog: pytest.LogCaptureFixture) -> None:

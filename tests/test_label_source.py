@@ -23,7 +23,7 @@ from stretto.optimizer.gradient import PAPER_RULE, GradientOptimizer, GradientSe
 from stretto.optimizer.relaxation import Params, SampleTensors, evaluate
 from stretto.optimizer.simulate import gold_only_plan, simulate
 from stretto.plan.answers import same_answer
-from stretto.plan.query import LabelSpec, Query
+from stretto.plan.query import LabelSpec, Query, SemFilter
 from stretto.plan.targets import Targets
 from stretto.plan.template import parse_template
 from stretto.profiling.profile import row_keys
@@ -293,3 +293,12 @@ def test_an_empty_label_cell_leaves_the_row_unlabelled_and_out_of_the_sample():
                     sample_fraction=0.5, progress=False, labels="column")  # fmt: skip
     drawn = profiling_sample(len(table), 0.5, 0)  # the sample is drawn as usual; its unlabelled rows are left out
     np.testing.assert_array_equal(run.sample, drawn[~blank[drawn]])
+
+
+def test_a_label_above_a_number_labels_every_row_of_the_sample():
+    """An `above` label's empty cell is a known "no" (the document gives no number), so no row is unlabelled."""
+    points = pd.array([25, None, 3, None, 40], dtype="Int64")
+    table = Table("pairs", pd.DataFrame({"text": list("abcde"), "points": points}), text_columns=["text"])
+    query = Query("pairs", (SemFilter.of("{text} scored more than 20", {"column": "points", "above": 20}),))
+    truth = sample_truth(table, query, "column")
+    assert truth["{text} scored more than 20"].tolist() == [1.0, 0.0, 0.0, 0.0, 1.0]

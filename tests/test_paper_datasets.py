@@ -67,7 +67,9 @@ def test_rotowire_tables_and_row_counts(rotowire: dict[str, Table]) -> None:
     reports = rotowire["reports"]
     assert reports.text_columns == ("report",) and reports.key == "game_id"
     assert (reports.column("report").str.len() > 0).all()
-    assert rotowire["teams_to_games"].label_columns == tuple(ROTOWIRE_TEAM_TRUTH.values())
+    assert rotowire["teams_to_games"].label_columns == (*ROTOWIRE_TEAM_TRUTH.values(), "Won_truth")
+    won = rotowire["teams_to_games"].df["Won_truth"]  # both teams' totals published: 569 games' winners
+    assert (won.notna().sum(), won.sum()) == (1138, 569)
     assert rotowire["players_to_games"].label_columns == tuple(ROTOWIRE_PLAYER_TRUTH.values())
     words = reports.column("report").str.split().str.len()
     assert (words.median(), words.min(), words.max()) == (308, 135, 695)
@@ -128,6 +130,7 @@ def test_rotowire_truth_lines_up_with_hand_checked_rows(rotowire: dict[str, Tabl
     assert pd.isna(hawks["Points_in_4th_quarter_truth"])  # the report does not say
     assert (magic["Wins_truth"], magic["Losses_truth"], magic["Total_points_truth"]) == (19, 41, 88)
     assert magic["Points_in_4th_quarter_truth"] == 21
+    assert [hawks["Won_truth"], magic["Won_truth"]] == [True, False]  # 95 - 88
     horford = truth_of(players, "Al Horford", 0)
     assert horford[["Points_truth", "Total_rebounds_truth", "Assists_truth", "Steals_truth"]].tolist() == [17, 13, 4, 2]
     assert pd.isna(horford["Blocks_truth"]) and pd.isna(horford["Minutes_played_truth"])
@@ -207,7 +210,8 @@ def test_the_joined_relation_is_a_table_of_the_predicates_columns_and_labels(rot
     relation = workload("rotowire_players").relation(rotowire)
     assert relation.name == "players" and len(relation) == 4699
     assert relation.text_columns == ("name", "report")
-    assert relation.label_columns == tuple(ROTOWIRE_PLAYER_TRUTH.values())
+    labels = relation.label_columns  # the filters' (in order) then the extracts', each once
+    assert sorted(labels) == sorted(ROTOWIRE_PLAYER_TRUTH.values()) and labels[0] == "Minutes_played_truth"
     assert workload("ecommerce").relation(load_dataset("ecommerce")).name == "products"
 
 

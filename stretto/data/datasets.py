@@ -146,6 +146,15 @@ def _box_score_truth(
     return truth
 
 
+def _winner(team_truth: pd.DataFrame) -> pd.Series:
+    """Per (team, game): it won, its total points exceeding the other team's in that game (NA unless both
+    totals are published; NBA games have no draws). The truth of the won / lost filters."""
+    points = team_truth["Total_points_truth"].astype("Float64")
+    game = points.groupby(team_truth["game_id"])
+    both = game.transform("count").eq(2) & points.notna()
+    return (points > game.transform("sum") - points).where(both).astype("boolean")
+
+
 def _with_truth(pairs: pd.DataFrame, truth: pd.DataFrame, what: str) -> pd.DataFrame:
     """Each (name, game_id) pair, in file order, with its truth columns; pairs and truth rows must match one to one."""
     merged = pairs.merge(truth, on=["name", "game_id"], how="left", validate="one_to_one", indicator=True)
@@ -163,7 +172,8 @@ def _load_rotowire() -> dict[str, Table]:
 
     The paper's pipelines join teams (players) -> teams_to_games (players_to_games) on `name`, then -> reports
     on `game_id`: one row per (team or player, game) with its report. The pair tables carry the box-score truth
-    as label columns (ROTOWIRE_TEAM_TRUTH, ROTOWIRE_PLAYER_TRUTH), so the truth travels through those joins;
+    as label columns (ROTOWIRE_TEAM_TRUTH, ROTOWIRE_PLAYER_TRUTH, and each team's `Won_truth`, `_winner`), so the
+    truth travels through those joins;
     the two ground-truth tables hold the same values keyed by the (name, game_id) the published files' row
     positions refer to.
     """
@@ -179,13 +189,14 @@ def _load_rotowire() -> dict[str, Table]:
         published_teams["game_id"],
         ROTOWIRE_TEAM_TRUTH,
     )
+    team_truth["Won_truth"] = _winner(team_truth)
     player_truth = _box_score_truth(
         published_players,
         players.df["name"].iloc[published_players["_index_players"]],
         reports.df["game_id"].iloc[published_players["_index_reports"]],
         ROTOWIRE_PLAYER_TRUTH,
     )
-    team_labels, player_labels = tuple(ROTOWIRE_TEAM_TRUTH.values()), tuple(ROTOWIRE_PLAYER_TRUTH.values())
+    team_labels, player_labels = (*ROTOWIRE_TEAM_TRUTH.values(), "Won_truth"), tuple(ROTOWIRE_PLAYER_TRUTH.values())
     teams_to_games = _with_truth(pd.read_csv(root / "teams_to_games.csv"), team_truth, "teams_to_games")
     players_to_games = _with_truth(pd.read_csv(root / "players_to_games.csv"), player_truth, "players_to_games")
     return {

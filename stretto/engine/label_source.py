@@ -21,7 +21,7 @@ import pandas as pd
 from stretto.data.table import Table
 from stretto.errors import QueryError
 from stretto.plan.answers import as_number
-from stretto.plan.query import Query
+from stretto.plan.query import LabelSpec, Query
 
 GOLD = "gold"
 COLUMN = "column"
@@ -62,8 +62,7 @@ def sample_truth(table: Table, query: Query, source: str | None) -> dict[str, np
     if source in (None, GOLD):
         return None
     if source == COLUMN:
-        decisions = {f.template.text: _with_unlabelled(f.label.truth(table.df), table.df[f.label.column])
-                     for f in query.filters}  # fmt: skip
+        decisions = {f.template.text: _with_unlabelled(f.label, table.df) for f in query.filters}
         values = {e.template.text: _values(table.df[e.label], bool(e.template.choices)) for e in query.extracts}
         return decisions | values
     labelled = pd.read_csv(source)
@@ -84,8 +83,7 @@ def sample_truth(table: Table, query: Query, source: str | None) -> dict[str, np
                              f"'{f.template.text}'); columns: {list(labelled.columns)}")  # fmt: skip
         by_id = labelled.set_index(key)[column]
         values = ids.map(by_id)
-        truth = f.label.truth(pd.DataFrame({column: values})).to_numpy(dtype=float)
-        out[f.template.text] = np.where(values.isna().to_numpy(), np.nan, truth)
+        out[f.template.text] = _with_unlabelled(f.label, pd.DataFrame({column: values}))
     if not np.isfinite(np.array(list(out.values()))).all(axis=0).any():
         raise QueryError(f"labels file {source}: no row is labelled for every filter")
     return out
@@ -102,9 +100,9 @@ def labelled_sample(drawn: np.ndarray, truth: dict[str, np.ndarray], query: Quer
     return drawn[known[drawn]] if source == COLUMN else np.flatnonzero(known)
 
 
-def _with_unlabelled(truth: pd.Series, cells: pd.Series) -> np.ndarray:
-    """A filter's truth as 1.0 / 0.0, NaN where its label cell is empty (nobody labelled the row)."""
-    return np.where(cells.isna().to_numpy(), np.nan, truth.to_numpy(dtype=float))
+def _with_unlabelled(label: LabelSpec, df: pd.DataFrame) -> np.ndarray:
+    """A filter's truth as 1.0 / 0.0, NaN where it is unknown (nobody labelled the row, `LabelSpec.known`)."""
+    return np.where(label.known(df).to_numpy(), label.truth(df).to_numpy(dtype=float), np.nan)
 
 
 def _values(cells: pd.Series, categorical: bool) -> np.ndarray:

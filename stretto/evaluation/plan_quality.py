@@ -3,8 +3,8 @@
 Gold: the gold operator's decision for every filter on every row (what the guarantee promises to
 match), and its value for every extract. Human: a filter's human label where the dataset has one, else
 its gold decision (an extract's labelled column, else its gold value); a query has a human truth
-only if at least one of its operators has a human label. A kept row with a wrong value counts as a
-false positive and a false negative.
+only if at least one of its operators has a human label, and a row whose filter label is missing is left
+out of it (`human_known`). A kept row with a wrong value counts as a false positive and a false negative.
 """
 
 from __future__ import annotations
@@ -51,6 +51,16 @@ def human_decisions(table: Table, query: Query, gold: np.ndarray) -> np.ndarray 
     return np.array(decisions).reshape(len(query.filters), len(table))
 
 
+def human_known(table: Table, query: Query) -> np.ndarray:
+    """(rows,) whether the row's human truth is known: every labelled filter's is (`LabelSpec.known`); an
+    extract's empty cell is known (no value is right there)."""
+    known = np.ones(len(table), dtype=bool)
+    for f in query.filters:
+        if f.label is not None:
+            known &= f.label.known(table.df).to_numpy()
+    return known
+
+
 @dataclass(frozen=True)
 class TargetCheck:
     gold: Quality
@@ -72,11 +82,15 @@ def check_targets(
     targets: Targets,
     right: np.ndarray | None = None,
     right_human: np.ndarray | None = None,
+    known: np.ndarray | None = None,
 ) -> TargetCheck:
     """Result quality against each truth (with extracts: `right` = the row's values are the true ones), and
-    whether both targets were met."""
+    whether both targets were met; against the human truth only on the rows where it is `known` (all: None)."""
     vs_gold = quality(kept, gold.all(axis=0), right)
-    vs_human = quality(kept, human.all(axis=0), right_human) if human is not None else None
+    vs_human = None
+    if human is not None:
+        k = np.ones(len(kept), dtype=bool) if known is None else known
+        vs_human = quality(kept[k], human.all(axis=0)[k], None if right_human is None else right_human[k])
     return TargetCheck(
         vs_gold,
         vs_human,

@@ -29,6 +29,7 @@ from stretto.evaluation.metrics import auc, quality
 from stretto.evaluation.plan_quality import (
     check_targets,
     human_decisions,
+    human_known,
     human_values,
     operator_frontier,
     values_right,
@@ -229,7 +230,7 @@ def _one_operator(
         metrics[f"{kind}{k}.tokens"] = sum(s.tokens for s in steps)
         if kind == "filter" and op.label is not None:
             decided = execution.scores[i]
-            seen = ~np.isnan(decided)
+            seen = ~np.isnan(decided) & op.label.known(table.df).to_numpy()  # decided and labelled
             truth = op.label.truth(table.df).to_numpy()[seen]
             q = quality(decided[seen] > 0.0, truth)
             metrics |= {f"filter{k}.{name}": v for name, v in q.as_dict().items()}
@@ -291,9 +292,10 @@ def _optimized(
         metrics[f"operator.{metric_name(identity)}.auc"] = area
     if gold is not None:
         metrics["gold_only_seconds"] = gold_only_seconds(table, query, source, spec, gold)
-        metrics |= check_targets(kept, gold, human, targets, right, right_human).as_dict()
+        known = human_known(table, query)
+        metrics |= check_targets(kept, gold, human, targets, right, right_human, known).as_dict()
     elif human is not None:
-        metrics |= check_targets(kept, human, human, targets).as_dict()
+        metrics |= check_targets(kept, human, human, targets, known=human_known(table, query)).as_dict()
         metrics = {k: v for k, v in metrics.items() if not k.startswith(("gold.", "met_gold"))}
     plan_yaml, result_csv = _outputs(cfg, run.plan, run.execution)
     return JobResult(metrics, result_csv, plan=run.plan, execution=run.execution), [plan_yaml, result_csv]

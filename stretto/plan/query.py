@@ -42,24 +42,47 @@ def label_key(value: Any) -> str | None:
 
 @dataclass(frozen=True)
 class LabelSpec:
-    """A row truly satisfies the predicate when `column == positive` (a human label, not a model's).
+    """A row truly satisfies the predicate when `column == positive` (a human label, not a model's), or, with
+    `above`, when the column's number exceeds it.
 
-    Values are compared by `label_key`; every other value, and a missing one, counts as negative.
-    `check` refuses a positive that never occurs and reports what else the column holds.
+    Values are compared by `label_key`; every other value counts as negative. A missing value means nobody
+    labelled the row, so the row is left out of every comparison with the labels (`known`). With `above`, a
+    missing number means the document gives none, so a claim "more than N" is false there (rotowire's box
+    scores: an empty cell is a statistic the report does not state). `check` refuses a label that can never
+    be true and reports what the column holds.
     """
 
     column: str
     positive: Any = True
+    above: float | None = None
 
     def truth(self, df: pd.DataFrame) -> pd.Series:
+        if self.above is not None:
+            return pd.to_numeric(df[self.column]).gt(self.above).fillna(False).astype(bool)
         return df[self.column].map(label_key).eq(label_key(self.positive)).astype(bool)
 
+    def known(self, df: pd.DataFrame) -> pd.Series:
+        """The rows whose truth is known: every row with `above`, else those with a label value."""
+        if self.above is not None:
+            return pd.Series(True, index=df.index)
+        return df[self.column].map(label_key).notna()
+
     def check(self, table: Table, what: str) -> list[str]:
-        """Warnings about this label on `table`; a QueryError if its positive value occurs nowhere.
+        """Warnings about this label on `table`; a QueryError if its positive value occurs nowhere (with `above`:
+        if the column holds something other than numbers).
 
         `what` names the operator in messages. On a part of a table (`dataset.limit`), a positive that
         occurs only in the rest is a warning (the scores cannot be compared with human labels), not an error.
         """
+        if self.above is not None:
+            values = table.df[self.column]
+            numbers = pd.to_numeric(values, errors="coerce")
+            if (numbers.isna() & values.notna()).any():
+                raise QueryError(
+                    f"{what}: label.above compares numbers, but column '{self.column}' holds "
+                    f"{values[numbers.isna() & values.notna()].iloc[0]!r}; drop `above` and set label.positive"
+                )
+            return []
         positive = label_key(self.positive)
         if positive is None:
             raise QueryError(f"{what}: label.positive is empty; set it to the value of '{self.column}' that means true")
@@ -91,7 +114,7 @@ class LabelSpec:
         if missing:
             warnings.append(
                 f"{what}: {missing} of {len(keys)} rows have no value in label column '{self.column}' "
-                f"and count as negative"
+                f"and are left out of the comparison with the labels"
             )
         return warnings
 
