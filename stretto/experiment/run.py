@@ -290,12 +290,12 @@ def _optimized(
     for identity, (seconds, area) in frontier.items():
         metrics[f"operator.{metric_name(identity)}.seconds"] = seconds  # the KV-variant frontier's points
         metrics[f"operator.{metric_name(identity)}.auc"] = area
+    known = human_known(table, query)
     if gold is not None:
         metrics["gold_only_seconds"] = gold_only_seconds(table, query, source, spec, gold)
-        known = human_known(table, query)
         metrics |= check_targets(kept, gold, human, targets, right, right_human, known).as_dict()
     elif human is not None:
-        metrics |= check_targets(kept, human, human, targets, known=human_known(table, query)).as_dict()
+        metrics |= check_targets(kept, human, human, targets, known=known).as_dict()
         metrics = {k: v for k, v in metrics.items() if not k.startswith(("gold.", "met_gold"))}
     plan_yaml, result_csv = _outputs(cfg, run.plan, run.execution)
     return JobResult(metrics, result_csv, plan=run.plan, execution=run.execution), [plan_yaml, result_csv]

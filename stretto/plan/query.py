@@ -76,11 +76,11 @@ class LabelSpec:
         """
         if self.above is not None:
             values = table.df[self.column]
-            numbers = pd.to_numeric(values, errors="coerce")
-            if (numbers.isna() & values.notna()).any():
+            not_numbers = values[pd.to_numeric(values, errors="coerce").isna() & values.notna()]
+            if not not_numbers.empty:
                 raise QueryError(
                     f"{what}: label.above compares numbers, but column '{self.column}' holds "
-                    f"{values[numbers.isna() & values.notna()].iloc[0]!r}; drop `above` and set label.positive"
+                    f"{not_numbers.iloc[0]!r}; drop `above` and set label.positive"
                 )
             return []
         positive = label_key(self.positive)
